@@ -1,0 +1,250 @@
+"""HAN: the hybrid attention network with attentive MMIL pooling (Tian et al., ECCV 2020).
+
+nn.Modules only. Parameter names follow the official ``MMIL_Net`` so that its checkpoint
+loads as is; the ablation variants of the paper's Table 2 (temporal model, pooling) are
+switches of ``HANConfig``, which every checkpoint carries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+TEMPORAL_MODELS = ("none", "gru", "transformer", "han")
+POOLINGS = ("attentive", "max", "mean")
+
+
+@dataclass(frozen=True)
+class HANConfig:
+    """Architecture of a parsing model; defaults are the official HAN."""
+
+    num_classes: int = 25
+    audio_dim: int = 128  # VGGish
+    video_2d_dim: int = 2048  # ResNet-152, 8 frames per snippet
+    video_3d_dim: int = 512  # R(2+1)D-18, one clip per snippet
+    frames_per_snippet: int = 8
+    d_model: int = 512
+    ff_dim: int = 512
+    nhead: int = 1
+    dropout: float = 0.1
+    temporal: str = "han"
+    pooling: str = "attentive"
+    # Training-only regulariser (the paper's suggested alternative to the guided loss): with
+    # this probability a training video loses one of its modalities, which the pooling then
+    # ignores, so each modality must explain the label on its own.
+    modality_dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.temporal not in TEMPORAL_MODELS:
+            raise ValueError(f"temporal must be one of {TEMPORAL_MODELS}, got {self.temporal!r}")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        if not 0.0 <= self.modality_dropout < 1.0:
+            raise ValueError("modality_dropout must be in [0, 1)")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "HANConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        return cls(**d)
+
+
+class HANLayer(nn.Module):
+    """One hybrid attention layer: ``q = norm1(q + cm_attn(q, o, o) + self_attn(q, q, q))``,
+    then a ReLU feed-forward block with ``norm2``. ``cross=False`` gives the plain
+    Transformer layer of the ablation."""
+
+    def __init__(self, d_model: int, nhead: int, ff_dim: int, dropout: float, cross: bool = True):
+        super().__init__()
+        self.self_attn = nn.MultiheadAttention(d_model, nhead, dropout=dropout, batch_first=True)
+        self.cm_attn = (
+            nn.MultiheadAttention(d_model, nhead, dropout=dropout, batch_first=True) if cross else None
+        )
+        self.linear1 = nn.Linear(d_model, ff_dim)
+        self.linear2 = nn.Linear(ff_dim, d_model)
+        self.norm1 = nn.LayerNorm(d_model)
+        self.norm2 = nn.LayerNorm(d_model)
+        self.dropout = nn.Dropout(dropout)
+        self.dropout11 = nn.Dropout(dropout)
+        self.dropout12 = nn.Dropout(dropout)
+        self.dropout2 = nn.Dropout(dropout)
+
+    def forward(self, q: Tensor, other: Tensor) -> Tensor:
+        self_part = self.dropout12(self.self_attn(q, q, q, need_weights=False)[0])
+        if self.cm_attn is None:
+            q = self.norm1(q + self_part)
+        else:
+            cross_part = self.dropout11(self.cm_attn(q, other, other, need_weights=False)[0])
+            q = self.norm1(q + cross_part + self_part)  # summation order of the official code
+        ff = self.linear2(self.dropout(F.relu(self.linear1(q))))
+        return self.norm2(q + self.dropout2(ff))
+
+
+class HANEncoder(nn.Module):
+    """Applies one layer with shared weights to both modalities, each querying the other.
+
+    Both directions run as one batch of 2B sequences. ``norm1``/``norm2`` exist in the
+    official checkpoint but its forward never applies them; they are kept (unused) so that
+    the key layout matches.
+    """
+
+    def __init__(self, layer: HANLayer):
+        super().__init__()
+        self.layers = nn.ModuleList([layer])
+        d = layer.norm1.normalized_shape[0]
+        self.norm1 = nn.LayerNorm(d)
+        self.norm2 = nn.LayerNorm(d)
+
+    def forward(self, a: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        q = torch.cat([a, v], dim=0)
+        other = torch.cat([v, a], dim=0)
+        for layer in self.layers:
+            # The official Encoder feeds the *inputs* to every layer (one layer in practice).
+            out = layer(q, other)
+        return out.chunk(2, dim=0)
+
+
+class SharedGRU(nn.Module):
+    """Bidirectional GRU shared by both modalities (ablation baseline)."""
+
+    def __init__(self, d_model: int):
+        super().__init__()
+        self.gru = nn.GRU(d_model, d_model // 2, batch_first=True, bidirectional=True)
+
+    def forward(self, a: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        out = self.gru(torch.cat([a, v], dim=0))[0]
+        return out.chunk(2, dim=0)
+
+
+def pool_frames(video_2d: Tensor, frames_per_snippet: int) -> Tensor:
+    """(B, k*T, D) frame features -> (B, T, D) snippet means.
+
+    The official model applies ``fc_v`` to every frame and then averages groups of k; since
+    ``fc_v`` is affine, averaging first is the same function at 1/k of the cost and memory.
+    """
+    b, n, d = video_2d.shape
+    return video_2d.reshape(b, n // frames_per_snippet, frames_per_snippet, d).mean(dim=2)
+
+
+def mmil_pool(
+    frame_prob: Tensor,
+    frame_att_logits: Tensor | None,
+    av_att_logits: Tensor | None,
+    kind: str = "attentive",
+    keep: Tensor | None = None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Multimodal MIL pooling of snippet probabilities (B, T, 2, C).
+
+    Returns the video-level, audio-level and visual-level probabilities (B, C) of the
+    paper's eq. 7 and 10. ``keep`` (B, 2) bool drops a modality from the video-level
+    probability (modality dropout).
+    """
+    if kind == "attentive":
+        frame_att = torch.softmax(frame_att_logits, dim=1)
+        if keep is not None:
+            av_att_logits = av_att_logits.masked_fill(~keep[:, None, :, None], float("-inf"))
+        av_att = torch.softmax(av_att_logits, dim=2)
+        temporal_prob = frame_att * frame_prob
+        video = (temporal_prob * av_att).sum(dim=2).sum(dim=1)
+        return video, temporal_prob[:, :, 0, :].sum(dim=1), temporal_prob[:, :, 1, :].sum(dim=1)
+    if kind == "max":
+        per_modality = frame_prob.amax(dim=1)  # (B, 2, C)
+        masked = per_modality if keep is None else per_modality.masked_fill(~keep[:, :, None], 0.0)
+        return masked.amax(dim=1), per_modality[:, 0], per_modality[:, 1]
+    if kind == "mean":
+        per_modality = frame_prob.mean(dim=1)
+        if keep is None:
+            video = per_modality.mean(dim=1)
+        else:
+            w = keep.to(per_modality.dtype)[:, :, None]
+            video = (per_modality * w).sum(dim=1) / w.sum(dim=1)
+        return video, per_modality[:, 0], per_modality[:, 1]
+    raise ValueError(f"unknown pooling {kind!r}")
+
+
+class HAN(nn.Module):
+    """Audio-visual video parser.
+
+    ``forward(audio, video_2d, video_3d)`` takes (B, T, 128), (B, 8T, 2048) or pre-pooled
+    (B, T, 2048), and (B, T, 512); returns ``(video_prob, audio_prob, visual_prob,
+    snippet_prob)`` of shapes (B, C), (B, C), (B, C), (B, T, 2, C), as the official forward.
+    """
+
+    def __init__(self, config: HANConfig | None = None):
+        super().__init__()
+        self.config = cfg = config or HANConfig()
+        d = cfg.d_model
+        self.fc_prob = nn.Linear(d, cfg.num_classes)
+        if cfg.pooling == "attentive":
+            self.fc_frame_att = nn.Linear(d, cfg.num_classes)
+            self.fc_av_att = nn.Linear(d, cfg.num_classes)
+        self.fc_a = nn.Linear(cfg.audio_dim, d)
+        self.fc_v = nn.Linear(cfg.video_2d_dim, d)
+        self.fc_st = nn.Linear(cfg.video_3d_dim, d)
+        self.fc_fusion = nn.Linear(2 * d, d)
+        if cfg.temporal == "han":
+            self.hat_encoder = HANEncoder(HANLayer(d, cfg.nhead, cfg.ff_dim, cfg.dropout, cross=True))
+        elif cfg.temporal == "transformer":
+            self.temporal_net = HANEncoder(HANLayer(d, cfg.nhead, cfg.ff_dim, cfg.dropout, cross=False))
+        elif cfg.temporal == "gru":
+            self.temporal_net = SharedGRU(d)
+
+    def embed(self, audio: Tensor, video_2d: Tensor, video_3d: Tensor) -> tuple[Tensor, Tensor]:
+        """Input projections: per-snippet audio and fused visual features (B, T, d)."""
+        t = audio.shape[1]
+        k = self.config.frames_per_snippet
+        if video_2d.shape[1] == t * k and k != 1:
+            video_2d = pool_frames(video_2d, k)
+        elif video_2d.shape[1] != t:
+            raise ValueError(
+                f"video_2d has {video_2d.shape[1]} frames for {t} snippets: expected {k * t} or {t}"
+            )
+        if video_3d.shape[1] != t:
+            raise ValueError(f"video_3d has {video_3d.shape[1]} snippets, audio has {t}")
+        a = self.fc_a(audio)
+        v = self.fc_fusion(torch.cat([self.fc_v(video_2d), self.fc_st(video_3d)], dim=-1))
+        return a, v
+
+    def temporal(self, a: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        if self.config.temporal == "han":
+            return self.hat_encoder(a, v)
+        if self.config.temporal == "none":
+            return a, v
+        return self.temporal_net(a, v)
+
+    def forward(self, audio: Tensor, video_2d: Tensor, video_3d: Tensor):
+        a, v = self.embed(audio, video_2d, video_3d)
+        keep = None
+        if self.training and self.config.modality_dropout > 0:
+            keep = _sample_modality_keep(a.shape[0], self.config.modality_dropout, a.device)
+            a = a * keep[:, 0, None, None]
+            v = v * keep[:, 1, None, None]
+        a, v = self.temporal(a, v)
+        x = torch.stack([a, v], dim=2)  # (B, T, 2, d)
+        frame_prob = torch.sigmoid(self.fc_prob(x))
+        attentive = self.config.pooling == "attentive"
+        video_prob, audio_prob, visual_prob = mmil_pool(
+            frame_prob,
+            self.fc_frame_att(x) if attentive else None,
+            self.fc_av_att(x) if attentive else None,
+            self.config.pooling,
+            keep,
+        )
+        return video_prob, audio_prob, visual_prob, frame_prob
+
+
+def _sample_modality_keep(batch: int, p: float, device) -> Tensor:
+    """(B, 2) bool: with probability p a video keeps only one (random) modality."""
+    keep = torch.ones(batch, 2, dtype=torch.bool, device=device)
+    drop = torch.rand(batch, device=device) < p
+    which = torch.randint(0, 2, (batch,), device=device)
+    keep[drop, which[drop]] = False
+    return keep

@@ -1,0 +1,135 @@
+"""``avvp-train``: generate data, train HAN from weak labels, evaluate like the paper."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import replace
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from avvp_stream.errors import AvvpError, run_cli
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Train and evaluate audio-visual video parsing models on LLP-format features.",
+)
+
+DataOpt = typer.Option(None, "--data", help="Dataset folder: the six LLP csv files and feats/{vggish,res152,r2plus1d_18}/ (as `synth` writes).")
+FeaturesOpt = typer.Option(None, "--features", help="Feature folder holding vggish/, res152/, r2plus1d_18/ (overrides DATA/feats).")
+LabelsOpt = typer.Option(None, "--labels", help="Folder of the LLP csv files (overrides DATA).")
+CacheOpt = typer.Option(None, "--cache-dir", help="Where packed splits are cached [default: $AVVP_STREAM_HOME/packed].")
+
+
+@app.command()
+def synth(
+    out: Path = typer.Argument(..., help="Output folder (created; must be empty)."),
+    train: int = typer.Option(600, help="Training videos (weak labels only)."),
+    val: int = typer.Option(100, help="Validation videos (weak + dense labels)."),
+    test: int = typer.Option(200, help="Test videos (weak + dense labels)."),
+    seed: int = typer.Option(0, help="Random seed; the same seed gives the same dataset."),
+):
+    """Generate an LLP-format dataset with dense ground truth (audio-only, visual-only and
+    audio-visual events, some offset in time; audio easier than vision)."""
+    from .synth import SynthSpec, generate
+
+    path = generate(out, SynthSpec(train=train, val=val, test=test, seed=seed))
+    typer.echo(f"wrote {train + val + test} videos to {path}", err=True)
+
+
+@app.command()
+def fit(
+    data: Optional[Path] = DataOpt,
+    features: Optional[Path] = FeaturesOpt,
+    labels: Optional[Path] = LabelsOpt,
+    out: Path = typer.Option(Path("runs/han"), "--out", help="Folder for best.pt, history.json and metrics.json."),
+    epochs: int = typer.Option(40, help="Training epochs (paper: 40)."),
+    batch_size: int = typer.Option(16, help="Videos per step (paper: 16)."),
+    lr: float = typer.Option(3e-4, help="Adam learning rate (paper: 3e-4), x0.1 every --lr-step epochs."),
+    lr_step: int = typer.Option(10, help="Epochs between learning-rate decays (paper: 10)."),
+    loss: str = typer.Option("both", help="wsl (video-level only), guided (per-modality only) or both (paper)."),
+    pooling: str = typer.Option("attentive", help="MMIL pooling: attentive (paper), max or mean."),
+    temporal: str = typer.Option("han", help="Temporal model: none, gru, transformer or han (paper)."),
+    noisy_labels: str = typer.Option("smoothing", help="Guided-target noise handling: none, bootstrap or smoothing (paper)."),
+    modality_dropout: float = typer.Option(0.0, help="Probability of dropping one modality of a training video."),
+    seed: int = typer.Option(0, help="Random seed."),
+    device: str = typer.Option("cpu", help="torch device, e.g. cpu or cuda."),
+    cache_dir: Optional[Path] = CacheOpt,
+    as_json: bool = typer.Option(False, "--json", help="Print the test metrics as JSON instead of a table."),
+):
+    """Train HAN (or an ablation of Table 2) on weak labels; keep the best validation
+    Type@AV checkpoint and report it on the test split."""
+    from avvp_stream.checkpoint import load_model
+    from avvp_stream.model import HANConfig
+
+    from .dataset import DatasetLayout
+    from .fit import TensorSplit, TrainConfig, evaluate_model, fit as run_fit
+    from .report import print_results
+
+    try:
+        model_cfg = HANConfig(pooling=pooling, temporal=temporal, modality_dropout=modality_dropout)
+        train_cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, lr_step=lr_step, loss=loss,
+                                noisy_labels=noisy_labels, seed=seed)
+    except ValueError as exc:
+        raise AvvpError(str(exc)) from None
+    layout = DatasetLayout.resolve(data, features, labels, cache_dir)
+    dense = layout.dense()
+    train_split, val_split = layout.packed("train"), layout.packed("val")
+    result = run_fit(train_split, val_split, dense, out, model_cfg, train_cfg, device)
+    model = load_model(result.best_checkpoint, device)
+    test = evaluate_model(model, TensorSplit(layout.packed("test"), model.fc_a.weight.device), dense)
+    summary = {"best_epoch": result.best_epoch, "val": result.history[result.best_epoch - 1]["val"], "test": test}
+    (out / "metrics.json").write_text(json.dumps(summary, indent=1) + "\n")
+    typer.echo(f"best epoch {result.best_epoch}: {result.best_checkpoint}", err=True)
+    print_results(test, as_json, title=f"Test split, best epoch {result.best_epoch}")
+
+
+@app.command("eval")
+def evaluate(
+    checkpoint: Optional[Path] = typer.Option(None, help="Model to evaluate: ours or the official MMIL_Net.pt."),
+    predictions: Optional[Path] = typer.Option(None, help="Score binary predictions instead: npz with `filenames` and `pred` (N, 2, 25, 10), audio then visual."),
+    data: Optional[Path] = DataOpt,
+    features: Optional[Path] = FeaturesOpt,
+    labels: Optional[Path] = LabelsOpt,
+    split: str = typer.Option("test", help="val or test (the splits with dense labels)."),
+    device: str = typer.Option("cpu", help="torch device."),
+    cache_dir: Optional[Path] = CacheOpt,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (segment/event x audio, visual, audio_visual, type_at_av, event_at_av; percent)."),
+):
+    """Evaluate with the paper's exact protocol (segment- and event-level F1)."""
+    from .dataset import DatasetLayout
+    from .report import print_results
+
+    if (checkpoint is None) == (predictions is None):
+        raise AvvpError("give exactly one of --checkpoint or --predictions")
+    if predictions is not None:
+        from .evaluate import evaluate_predictions
+        from .predictions import read_predictions
+
+        labels_dir = labels or data
+        if labels_dir is None:
+            raise AvvpError("give --data DIR or --labels DIR (the LLP csv files)")
+        layout = DatasetLayout.resolve(None, Path("."), labels_dir)
+        filenames, pred = read_predictions(predictions, layout.weak(split).filenames)
+        metrics = evaluate_predictions(filenames, pred, *layout.dense())
+    else:
+        from avvp_stream.checkpoint import load_model
+
+        from .fit import TensorSplit, evaluate_model
+
+        layout = DatasetLayout.resolve(data, features, labels, cache_dir)
+        model = load_model(checkpoint, device)
+        metrics = evaluate_model(model, TensorSplit(layout.packed(split), model.fc_a.weight.device), layout.dense())
+    print_results(metrics, as_json, title=f"{split} split")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    run_cli(app, "avvp-train")
+
+
+if __name__ == "__main__":
+    main()
