@@ -33,3 +33,7 @@ def _root() -> None:
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     run_cli(app, "avvp-stream")
+
+
+if __name__ == "__main__":
+    main()

@@ -118,7 +118,7 @@ def evaluate_predictions(
 
 
 def _summarise(scores: np.ndarray) -> dict[str, float]:
-    a, v, av, pooled = (100 * np.mean(scores[:, j]) for j in range(4))
+    a, v, av, pooled = (float(100 * np.mean(scores[:, j])) for j in range(4))
     return {"audio": a, "visual": v, "audio_visual": av, "type_at_av": (av + a + v) / 3.0, "event_at_av": pooled}
 
 

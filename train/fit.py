@@ -61,8 +61,8 @@ class TensorSplit:
     """A packed split held as torch tensors, so a batch is one gather, not file reads."""
 
     def __init__(self, split: PackedSplit, device: torch.device):
-        def load(a):
-            return torch.from_numpy(np.ascontiguousarray(a)).to(device)
+        def load(a):  # one copy out of the memory map into (writable) RAM
+            return torch.from_numpy(np.array(a, dtype=np.float32)).to(device)
 
         self.filenames = split.filenames
         self.audio, self.video_2d = load(split.audio), load(split.video_2d)
@@ -109,6 +109,14 @@ def train_step(model: HAN, optimizer: torch.optim.Optimizer, batch, cfg: TrainCo
     return float(loss.detach())
 
 
+def make_optimizer(model: HAN, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Adam; the fused kernel (one pass over all parameters) where this torch has it."""
+    try:
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr)
+
+
 def _target_options(cfg: TrainConfig) -> dict:
     if cfg.noisy_labels == "smoothing":
         return {"audio_confidence": cfg.audio_confidence, "visual_confidence": cfg.visual_confidence}
@@ -135,7 +143,7 @@ def fit(
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
     model = HAN(model_config).to(dev)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    optimizer = make_optimizer(model, config)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step, gamma=config.lr_gamma)
     train_t, val_t = TensorSplit(train, dev), TensorSplit(val, dev)
     best_path = out_dir / "best.pt"

@@ -46,8 +46,8 @@ class SynthSpec:
     test: int = 200
     seed: int = 0
     latent_dim: int = 24
-    audio_strength: float = 2.2  # prototype norm / nuisance std per latent dim
-    visual_strength: float = 1.5
+    audio_strength: float = 4.0  # prototype norm (nuisance: std 1 per latent dim)
+    visual_strength: float = 2.5
     p_audio_visual: float = 0.5
     p_audio_only: float = 0.3  # the rest are visual-only
     p_offset: float = 0.3  # audio-visual events whose visual half is shifted
@@ -158,8 +158,10 @@ def generate(out: str | Path, spec: SynthSpec = SynthSpec()) -> Path:
     out = Path(out)
     if spec.train < 1 or spec.val < 1 or spec.test < 1:
         raise AvvpError("synth: every split needs at least one video")
+    if (out / "synth.json").is_file() and json.loads((out / "synth.json").read_text()) == asdict(spec):
+        return out  # already generated with this spec (generation is deterministic)
     if out.exists() and any(out.iterdir()):
-        raise AvvpError(f"synth: output folder {out} is not empty")
+        raise AvvpError(f"synth: output folder {out} is not empty (and holds no dataset of this spec)")
     feats = out / "feats"
     for kind in FEATURE_SHAPES:
         (feats / kind).mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,121 @@
+"""The command lines end to end, as a user runs them: real subprocesses, real files."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import shared_file
+
+TRAIN = [sys.executable, "-m", "avvp_stream.train.cli"]
+STREAM = [sys.executable, "-m", "avvp_stream.cli"]
+EXPORT = [sys.executable, "-m", "avvp_stream.export.cli"]
+
+
+def run(cmd, *args, ok=True):
+    proc = subprocess.run([*cmd, *map(str, args)], capture_output=True, text=True, timeout=600)
+    if ok:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def assert_one_line_error(proc, *fragments):
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "error:" in lines[0], proc.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_console_scripts_are_installed():
+    for name in ("avvp-train", "avvp-stream", "avvp-export"):
+        assert shutil.which(name), f"{name} not on PATH: install with pip install -e ."
+        assert "Usage" in run([shutil.which(name)], "--help").stdout
+
+
+def test_fit_then_eval_checkpoint(small_dataset, tmp_path):
+    out = tmp_path / "run"
+    proc = run(TRAIN, "fit", "--data", small_dataset, "--epochs", "2", "--out", out, "--json")
+    metrics = json.loads(proc.stdout)
+    assert set(metrics) == {"segment", "event"}
+    assert set(metrics["segment"]) == {"audio", "visual", "audio_visual", "type_at_av", "event_at_av"}
+    assert (out / "best.pt").is_file() and (out / "history.json").is_file()
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["test"] == metrics
+    proc = run(TRAIN, "eval", "--checkpoint", out / "best.pt", "--data", small_dataset, "--split", "test", "--json")
+    again = json.loads(proc.stdout)
+    for level in ("segment", "event"):
+        for key, value in metrics[level].items():
+            assert again[level][key] == pytest.approx(value, abs=1e-9)
+    table = run(TRAIN, "eval", "--checkpoint", out / "best.pt", "--data", small_dataset).stdout
+    for row in ("Audio-Visual", "Type@AV", "Event@AV", "Segment-level", "Event-level"):
+        assert row in table
+    info = json.loads(run(STREAM, "info", out / "best.pt").stdout)
+    assert info["config"]["temporal"] == "han" and info["official"] is False
+
+
+def test_fit_with_separate_features_and_labels(small_dataset, tmp_path):
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    for csv in small_dataset.glob("*.csv"):
+        shutil.copy(csv, labels)
+    proc = run(TRAIN, "fit", "--labels", labels, "--features", small_dataset / "feats", "--epochs", "1",
+               "--temporal", "gru", "--pooling", "max", "--loss", "wsl", "--noisy-labels", "bootstrap",
+               "--out", tmp_path / "run", "--json")
+    assert "type_at_av" in json.loads(proc.stdout)["segment"]
+
+
+def test_eval_predictions_reproduces_golden(llp_dir):
+    preds = shared_file("reference", "eval_golden_predictions.npz")
+    expected = json.loads(shared_file("reference", "eval_golden_expected.json").read_text())
+    got = json.loads(run(TRAIN, "eval", "--predictions", preds, "--labels", llp_dir, "--json").stdout)
+    for level in expected:
+        for key, value in expected[level].items():
+            assert got[level][key] == pytest.approx(value, abs=1e-9)
+
+
+def test_export_converts_the_official_checkpoint(tmp_path):
+    golden = torch.load(shared_file("reference", "han_golden.pt"), weights_only=True)
+    torch.save(golden["state_dict"], tmp_path / "MMIL_Net.pt")
+    run(EXPORT, "checkpoint", tmp_path / "MMIL_Net.pt", tmp_path / "han.pt")
+    info = json.loads(run(STREAM, "info", tmp_path / "han.pt").stdout)
+    assert info["official"] is False and info["config"]["pooling"] == "attentive"
+    assert json.loads(run(STREAM, "info", tmp_path / "MMIL_Net.pt").stdout)["official"] is True
+
+
+def test_bad_inputs_give_one_line_and_exit_2(small_dataset, tmp_path):
+    assert_one_line_error(run(TRAIN, "fit", "--data", tmp_path / "nowhere", ok=False), "labels folder not found")
+    assert_one_line_error(run(TRAIN, "fit", "--epochs", "1", ok=False), "--data")
+    assert_one_line_error(run(TRAIN, "fit", "--data", small_dataset, "--pooling", "median", ok=False), "pooling")
+    broken = tmp_path / "broken"
+    shutil.copytree(small_dataset, broken)
+    lines = (broken / "AVVP_val_pd.csv").read_text().splitlines()
+    lines[3] = lines[3].split("\t")[0] + "\tSpeech,Kazoo"
+    (broken / "AVVP_val_pd.csv").write_text("\n".join(lines) + "\n")
+    assert_one_line_error(run(TRAIN, "fit", "--data", broken, "--epochs", "1", "--out", tmp_path / "r", ok=False),
+                          "AVVP_val_pd.csv:4: unknown class 'Kazoo'")
+    (broken / "AVVP_val_pd.csv").write_text("filename\tevent_labels\n")
+    assert_one_line_error(run(TRAIN, "fit", "--data", broken, "--epochs", "1", "--out", tmp_path / "r", ok=False),
+                          "AVVP_val_pd.csv: the split has no videos")
+    shutil.copy(small_dataset / "AVVP_val_pd.csv", broken)
+    victim = (broken / "AVVP_train.csv").read_text().splitlines()[5].split("\t")[0][:11]
+    (broken / "feats" / "vggish" / f"{victim}.npy").unlink()
+    assert_one_line_error(run(TRAIN, "fit", "--data", broken, "--epochs", "1", "--out", tmp_path / "r", ok=False),
+                          f"vggish/{victim}.npy")
+    np.save(broken / "feats" / "vggish" / f"{victim}.npy", np.zeros((10, 64), np.float32))
+    assert_one_line_error(run(TRAIN, "fit", "--data", broken, "--epochs", "1", "--out", tmp_path / "r", ok=False),
+                          f"vggish/{victim}.npy: shape (10, 64), expected (10, 128)")
+    junk = tmp_path / "junk.pt"
+    junk.write_text("nope")
+    assert_one_line_error(run(TRAIN, "eval", "--checkpoint", junk, "--data", small_dataset, ok=False), "junk.pt")
+    assert_one_line_error(run(TRAIN, "eval", "--data", small_dataset, ok=False), "exactly one of")
+    bad_pred = tmp_path / "pred.npz"
+    np.savez(bad_pred, filenames=np.array(["a"]), pred=np.zeros((1, 2, 25, 10)))
+    assert_one_line_error(run(TRAIN, "eval", "--predictions", bad_pred, "--data", small_dataset, ok=False),
+                          "no predictions for 12 videos")
+    assert_one_line_error(run(STREAM, "info", tmp_path / "missing.pt", ok=False), "checkpoint not found")
