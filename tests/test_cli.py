@@ -119,3 +119,4 @@ def test_bad_inputs_give_one_line_and_exit_2(small_dataset, tmp_path):
     assert_one_line_error(run(TRAIN, "eval", "--predictions", bad_pred, "--data", small_dataset, ok=False),
                           "no predictions for 12 videos")
     assert_one_line_error(run(STREAM, "info", tmp_path / "missing.pt", ok=False), "checkpoint not found")
+    assert_one_line_error(run(TRAIN, "fit", "--data", small_dataset, "--device", "tpu", ok=False), "unknown device 'tpu'")

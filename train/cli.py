@@ -10,6 +10,7 @@ from typing import Optional
 
 import typer
 
+from avvp_stream.device import resolve_device
 from avvp_stream.errors import AvvpError, run_cli
 
 app = typer.Typer(
@@ -21,7 +22,7 @@ app = typer.Typer(
 DataOpt = typer.Option(None, "--data", help="Dataset folder: the six LLP csv files and feats/{vggish,res152,r2plus1d_18}/ (as `synth` writes).")
 FeaturesOpt = typer.Option(None, "--features", help="Feature folder holding vggish/, res152/, r2plus1d_18/ (overrides DATA/feats).")
 LabelsOpt = typer.Option(None, "--labels", help="Folder of the LLP csv files (overrides DATA).")
-CacheOpt = typer.Option(None, "--cache-dir", help="Where packed splits are cached [default: $AVVP_STREAM_HOME/packed].")
+CacheOpt = typer.Option(None, "--cache-dir", help="Where packed splits are cached (default: $AVVP_STREAM_HOME/packed, else ~/.cache/avvp-stream/packed).")
 
 
 @app.command()
@@ -56,7 +57,7 @@ def fit(
     noisy_labels: str = typer.Option("smoothing", help="Guided-target noise handling: none, bootstrap or smoothing (paper)."),
     modality_dropout: float = typer.Option(0.0, help="Probability of dropping one modality of a training video."),
     seed: int = typer.Option(0, help="Random seed."),
-    device: str = typer.Option("cpu", help="torch device, e.g. cpu or cuda."),
+    device: str = typer.Option("auto", help="torch device: auto (a CUDA GPU if present, else cpu), cpu, cuda, cuda:N."),
     cache_dir: Optional[Path] = CacheOpt,
     as_json: bool = typer.Option(False, "--json", help="Print the test metrics as JSON instead of a table."),
 ):
@@ -75,6 +76,7 @@ def fit(
                                 noisy_labels=noisy_labels, seed=seed)
     except ValueError as exc:
         raise AvvpError(str(exc)) from None
+    device = str(resolve_device(device))
     layout = DatasetLayout.resolve(data, features, labels, cache_dir)
     dense = layout.dense()
     train_split, val_split = layout.packed("train"), layout.packed("val")
@@ -95,7 +97,7 @@ def evaluate(
     features: Optional[Path] = FeaturesOpt,
     labels: Optional[Path] = LabelsOpt,
     split: str = typer.Option("test", help="val or test (the splits with dense labels)."),
-    device: str = typer.Option("cpu", help="torch device."),
+    device: str = typer.Option("auto", help="torch device: auto, cpu, cuda, cuda:N."),
     cache_dir: Optional[Path] = CacheOpt,
     as_json: bool = typer.Option(False, "--json", help="Print JSON (segment/event x audio, visual, audio_visual, type_at_av, event_at_av; percent)."),
 ):
@@ -121,7 +123,7 @@ def evaluate(
         from .fit import TensorSplit, evaluate_model
 
         layout = DatasetLayout.resolve(data, features, labels, cache_dir)
-        model = load_model(checkpoint, device)
+        model = load_model(checkpoint, resolve_device(device))
         metrics = evaluate_model(model, TensorSplit(layout.packed(split), model.fc_a.weight.device), layout.dense())
     print_results(metrics, as_json, title=f"{split} split")
 
