@@ -15,6 +15,14 @@ EXIT_INTERRUPTED = 130
 
 
 def run_cli(app, prog: str) -> None:
+    """Entry point of a console script: notes (logging INFO) on stderr, then the app."""
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    _run(app, prog)
+
+
+def _run(app, prog: str) -> None:
     """Run a typer app so that AvvpError and Ctrl-C end in one line and an exit code
     (2 and 130) instead of a traceback; usage errors keep click's own message."""
     import click

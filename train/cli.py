@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import replace
 from pathlib import Path
 from typing import Optional
@@ -111,12 +110,14 @@ def evaluate(
         from .evaluate import evaluate_predictions
         from .predictions import read_predictions
 
+        from .llp import Annotations
+
         labels_dir = labels or data
         if labels_dir is None:
             raise AvvpError("give --data DIR or --labels DIR (the LLP csv files)")
-        layout = DatasetLayout.resolve(None, Path("."), labels_dir)
-        filenames, pred = read_predictions(predictions, layout.weak(split).filenames)
-        metrics = evaluate_predictions(filenames, pred, *layout.dense())
+        annotations = Annotations(Path(labels_dir))
+        filenames, pred = read_predictions(predictions, annotations.split(split).filenames)
+        metrics = evaluate_predictions(filenames, pred, *annotations.dense())
     else:
         from avvp_stream.checkpoint import load_model
 
@@ -129,7 +130,6 @@ def evaluate(
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     run_cli(app, "avvp-train")
 
 
