@@ -129,6 +129,32 @@ def evaluate(
     print_results(metrics, as_json, title=f"{split} split")
 
 
+@app.command()
+def extract(
+    videos_dir: Path = typer.Argument(..., help="Folder of videos (mp4, mkv, webm, avi, mov...; audio-only files too)."),
+    out_dir: Path = typer.Argument(..., help="Output: vggish/, res152/ and r2plus1d_18/ with one <name>.npy per video."),
+    seconds: int = typer.Option(10, help="Snippets per video (LLP: 10). Shorter videos are padded, longer cut."),
+    device: str = typer.Option("auto", help="torch device: auto, cpu, cuda, cuda:N."),
+    random_weights: bool = typer.Option(False, "--random-weights", help="Randomly initialised networks, no weight files (smoke tests, benchmarks)."),
+    vggish_raw: bool = typer.Option(False, "--vggish-raw", help="Raw 128-d VGGish embeddings instead of the release's PCA + 8-bit quantisation."),
+):
+    """Extract LLP-format features (VGGish, ResNet-152 frames, R(2+1)D-18) from videos,
+    so that your own videos can be used with `fit` and `eval`. Resumable: finished videos
+    are skipped; a failing video is reported and the batch goes on (exit 1 if any failed)."""
+    from avvp_stream.features.extractor import FeatureExtractor
+
+    from .extract import extract_folder
+
+    if seconds < 1:
+        raise AvvpError("--seconds must be at least 1")
+    extractor = FeatureExtractor(device=device, random_weights=random_weights, vggish_postprocess=not vggish_raw)
+    summary = extract_folder(videos_dir, out_dir, extractor, seconds)
+    typer.echo(f"extracted {len(summary.done)}, already done {len(summary.skipped)}, failed {len(summary.failed)}", err=True)
+    for name, reason in summary.failed.items():
+        typer.echo(f"  failed {name}: {reason}", err=True)
+    return 1 if summary.failed else 0
+
+
 def main() -> None:
     run_cli(app, "avvp-train")
 

@@ -1,0 +1,118 @@
+"""One object that turns snippets into HAN's three inputs, batched, on CPU or GPU."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .. import weights as W
+from ..device import resolve_device
+from ..errors import AvvpError
+from . import vggish, visual
+from .timing import FRAMES_PER_SNIPPET
+
+
+@dataclass
+class Features:
+    audio: np.ndarray  # (N, 128) VGGish
+    video_2d: np.ndarray  # (N, 8, 2048) ResNet-152, one row per frame
+    video_3d: np.ndarray  # (N, 512) R(2+1)D-18
+
+
+def weight_files():
+    from torchvision.models import ResNet152_Weights
+    from torchvision.models.video import R2Plus1D_18_Weights
+
+    return {
+        "vggish": W.VGGISH,
+        "vggish_pca": W.VGGISH_PCA,
+        "resnet152": W.torchvision_file("resnet152", ResNet152_Weights.IMAGENET1K_V1),
+        "r2plus1d_18": W.torchvision_file("r2plus1d_18", R2Plus1D_18_Weights.KINETICS400_V1),
+    }
+
+
+def _load_state(path) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise AvvpError(f"{path}: cannot read weights safely ({str(exc).splitlines()[0][:160]})") from None
+
+
+class FeatureExtractor:
+    """VGGish + ResNet-152 + R(2+1)D-18 with LLP's preprocessing.
+
+    ``random_weights`` builds every network randomly initialised (seeded), needing no
+    file: for smoke tests and benchmarks only. On a GPU the networks run in fp16 with
+    channels-last memory; on the CPU in fp32.
+    """
+
+    def __init__(self, device: str = "auto", random_weights: bool = False, vggish_postprocess: bool = True,
+                 weight_paths: dict | None = None, frame_batch: int = 64, seed: int = 0):
+        self.device = resolve_device(device)
+        self.half = self.device.type == "cuda"
+        self.frame_batch = frame_batch
+        states = {name: None for name in ("vggish", "vggish_pca", "resnet152", "r2plus1d_18")}
+        if random_weights:
+            print("avvp-stream: --random-weights: every feature network is randomly initialised; "
+                  "features are meaningless", file=sys.stderr)
+            torch.manual_seed(seed)
+        else:
+            files = weight_files()
+            paths = W.resolve_all([(files[n], (weight_paths or {}).get(n)) for n in states])
+            states = {n: _load_state(p) for n, p in zip(states, paths)}
+        self.vggish = vggish.VGGish(postprocess=vggish_postprocess)
+        if states["vggish"] is not None:
+            self.vggish.load_state_dict(states["vggish"], strict=False)
+            pca = states["vggish_pca"]
+            self.vggish.pca_eigen_vectors.copy_(torch.as_tensor(np.asarray(pca["pca_eigen_vectors"])))
+            self.vggish.pca_means.copy_(torch.as_tensor(np.asarray(pca["pca_means"])).reshape(-1, 1))
+        self.resnet = visual.resnet152(states["resnet152"])
+        self.r2plus1d = visual.r2plus1d_18(states["r2plus1d_18"])
+        for net in (self.vggish, self.resnet, self.r2plus1d):
+            net.eval().to(self.device)
+        if self.half:
+            self.resnet.half().to(memory_format=torch.channels_last)
+            self.r2plus1d.half().to(memory_format=torch.channels_last_3d)
+
+    @torch.inference_mode()
+    def embed(self, mel: torch.Tensor, frames: torch.Tensor) -> Features:
+        """``mel`` (N, 96, 64) log-mel examples and ``frames`` (N, 8, H, W, 3) uint8 RGB."""
+        n = mel.shape[0]
+        if frames.shape[:2] != (n, FRAMES_PER_SNIPPET):
+            raise ValueError(f"frames must be ({n}, 8, H, W, 3), got {tuple(frames.shape)}")
+        dev = self.device
+        dtype = torch.float16 if self.half else torch.float32
+        audio = self.vggish(mel.to(dev, torch.float32))
+        flat = frames.reshape(n * FRAMES_PER_SNIPPET, *frames.shape[2:])
+        out_2d = []
+        for start in range(0, flat.shape[0], self.frame_batch):
+            x = visual.prepare_2d(flat[start:start + self.frame_batch].to(dev)).to(dtype)
+            if self.half:
+                x = x.contiguous(memory_format=torch.channels_last)
+            out_2d.append(self.resnet(x).float())
+        out_3d = []
+        clip_batch = max(1, self.frame_batch // FRAMES_PER_SNIPPET)
+        for start in range(0, n, clip_batch):
+            x = visual.prepare_3d(frames[start:start + clip_batch].to(dev)).to(dtype)
+            out_3d.append(self.r2plus1d(x).float())
+        return Features(
+            audio=audio.float().cpu().numpy(),
+            video_2d=torch.cat(out_2d).reshape(n, FRAMES_PER_SNIPPET, -1).cpu().numpy(),
+            video_3d=torch.cat(out_3d).cpu().numpy(),
+        )
+
+    def snippets(self, audio: np.ndarray, frames: np.ndarray) -> Features:
+        """Independent 1 s snippets: ``audio`` (N, >=15600) 16 kHz mono, each embedded from its
+        own first 0.96 s; ``frames`` (N, 8, H, W, 3)."""
+        mel = vggish.examples(torch.as_tensor(audio, dtype=torch.float32), num=1)[:, 0]
+        return self.embed(mel, torch.as_tensor(frames))
+
+    def clip(self, audio: np.ndarray, frames: np.ndarray) -> Features:
+        """A whole clip as LLP's extraction framed it: VGGish examples every 0.96 s,
+        ``frames`` (8T, H, W, 3) at 8 per second."""
+        t = frames.shape[0] // FRAMES_PER_SNIPPET
+        mel = vggish.examples(torch.as_tensor(audio, dtype=torch.float32), num=t)
+        return self.embed(mel, torch.as_tensor(frames).reshape(t, FRAMES_PER_SNIPPET, *frames.shape[1:]))

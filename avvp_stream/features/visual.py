@@ -1,0 +1,57 @@
+"""Visual features: ResNet-152 (ImageNet) per frame and R(2+1)D-18 (Kinetics-400) per
+snippet, with the preprocessing of the official LLP extraction."""
+
+from __future__ import annotations
+
+import torch
+import torchvision.transforms.functional as TF
+from torch import Tensor, nn
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+KINETICS_MEAN, KINETICS_STD = (0.43216, 0.394666, 0.37645), (0.22803, 0.22145, 0.216989)
+
+
+def _normalize(x: Tensor, mean, std, channel_dim: int) -> Tensor:
+    shape = [1] * x.dim()
+    shape[channel_dim] = 3
+    m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(shape)
+    s = torch.tensor(std, dtype=x.dtype, device=x.device).view(shape)
+    return (x - m) / s
+
+
+def prepare_2d(frames: Tensor) -> Tensor:
+    """uint8 RGB (N, H, W, 3) -> (N, 3, 224, 224): shorter side to 256, centre crop 224."""
+    x = frames.permute(0, 3, 1, 2).float() / 255.0
+    x = TF.center_crop(TF.resize(x, 256, antialias=True), [224, 224])
+    return _normalize(x, IMAGENET_MEAN, IMAGENET_STD, 1)
+
+
+def prepare_3d(clips: Tensor) -> Tensor:
+    """uint8 RGB (B, 8, H, W, 3) -> (B, 3, 8, 112, 112): resized without crop."""
+    b, t, h, w, _ = clips.shape
+    x = clips.reshape(b * t, h, w, 3).permute(0, 3, 1, 2).float() / 255.0
+    x = TF.resize(x, [112, 112], antialias=True)
+    x = x.reshape(b, t, 3, 112, 112).permute(0, 2, 1, 3, 4)
+    return _normalize(x, KINETICS_MEAN, KINETICS_STD, 1)
+
+
+def resnet152(state_dict: dict | None = None) -> nn.Module:
+    """ResNet-152 returning the 2048-d average-pooled feature."""
+    from torchvision.models import resnet152 as build
+
+    net = build(weights=None)
+    if state_dict is not None:
+        net.load_state_dict(state_dict)
+    net.fc = nn.Identity()
+    return net
+
+
+def r2plus1d_18(state_dict: dict | None = None) -> nn.Module:
+    """R(2+1)D-18 returning the 512-d average-pooled feature."""
+    from torchvision.models.video import r2plus1d_18 as build
+
+    net = build(weights=None)
+    if state_dict is not None:
+        net.load_state_dict(state_dict)
+    net.fc = nn.Identity()
+    return net

@@ -1,0 +1,1 @@
+"""Where snippets come from: media files (PyAV); live devices come with the runtime."""

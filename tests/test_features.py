@@ -1,0 +1,95 @@
+"""Feature extraction with randomly initialised networks (no weight file is needed)."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from avvp_stream.features.extractor import FeatureExtractor
+from avvp_stream.train.feature_store import FEATURE_SHAPES, load_video
+
+from media import make_media
+
+TRAIN = [sys.executable, "-m", "avvp_stream.train.cli"]
+
+
+@pytest.fixture(scope="module")
+def extractor():
+    return FeatureExtractor(device="cpu", random_weights=True, seed=0)
+
+
+def test_snippet_features_shapes_determinism_and_batch_invariance(extractor):
+    rng = np.random.default_rng(0)
+    audio = rng.standard_normal((2, 16000)).astype(np.float32) * 0.1
+    frames = rng.integers(0, 256, (2, 8, 40, 60, 3), dtype=np.uint8)
+    both = extractor.snippets(audio, frames)
+    assert both.audio.shape == (2, 128) and both.video_2d.shape == (2, 8, 2048) and both.video_3d.shape == (2, 512)
+    assert both.audio.dtype == both.video_2d.dtype == both.video_3d.dtype == np.float32
+    alone = extractor.snippets(audio[1:], frames[1:])
+    np.testing.assert_allclose(alone.audio, both.audio[1:], atol=1e-4)
+    np.testing.assert_allclose(alone.video_2d, both.video_2d[1:], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(alone.video_3d, both.video_3d[1:], rtol=1e-4, atol=1e-4)
+    again = extractor.snippets(audio, frames)
+    np.testing.assert_array_equal(again.video_3d, both.video_3d)
+
+
+def test_random_weights_are_seeded():
+    a = FeatureExtractor(device="cpu", random_weights=True, seed=7)
+    b = FeatureExtractor(device="cpu", random_weights=True, seed=7)
+    for x, y in zip(a.r2plus1d.state_dict().values(), b.r2plus1d.state_dict().values()):
+        assert torch.equal(x, y)
+
+
+def run(*args, env=None):
+    return subprocess.run([*TRAIN, *map(str, args)], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, **(env or {})})
+
+
+def test_extract_folder_is_resumable_and_reports_failures(tmp_path):
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    make_media(videos / "good.mp4", 2.0, size=(48, 32))
+    make_media(videos / "silent.mkv", 2.0, audio=False, video_codec="mpeg4", size=(48, 32))
+    (videos / "junk.mp4").write_bytes(b"\x00not a video" * 100)
+    (videos / "notes.txt").write_text("not media, ignored")
+    out = tmp_path / "feats"
+    proc = run("extract", videos, out, "--seconds", "2", "--random-weights", "--device", "cpu")
+    assert proc.returncode == 1, proc.stderr
+    assert "random-weights" in proc.stderr and "silent.mkv: no audio stream" in proc.stderr
+    assert "failed junk.mp4" in proc.stderr and "extracted 2, already done 0, failed 1" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    for name in ("good", "silent"):
+        assert np.load(out / "vggish" / f"{name}.npy").shape == (2, 128)
+        assert np.load(out / "res152" / f"{name}.npy").shape == (16, 2048)
+        assert np.load(out / "r2plus1d_18" / f"{name}.npy").shape == (2, 512)
+    assert not any(p.name.startswith(".") for kind in FEATURE_SHAPES for p in (out / kind).iterdir())
+    (videos / "junk.mp4").unlink()
+    proc = run("extract", videos, out, "--seconds", "2", "--random-weights", "--device", "cpu")
+    assert proc.returncode == 0 and "extracted 0, already done 2, failed 0" in proc.stderr
+
+
+def test_offline_without_weights_lists_every_file(tmp_path):
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    make_media(videos / "a.mp4", 1.0, size=(32, 32))
+    proc = run("extract", videos, tmp_path / "out", "--device", "cpu", env={"AVVP_STREAM_OFFLINE": "1"})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    line = proc.stderr.strip().splitlines()[-1]
+    for fragment in ("vggish-10086976.pth", "vggish_pca_params", "resnet152-", "r2plus1d_18-", "weights"):
+        assert fragment in line
+
+
+@pytest.mark.slow
+def test_real_llp_clip_extracts_to_llp_shapes(llp_dir, tmp_path):
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    shutil.copy(llp_dir / "BjCEufrlXm4.mp4", videos)
+    proc = run("extract", videos, tmp_path / "feats", "--random-weights", "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    audio, res152, r2p1d = load_video(tmp_path / "feats", "BjCEufrlXm4_20_30")  # LLP shape checks
+    assert audio.shape == (10, 128) and res152.shape == (80, 2048) and r2p1d.shape == (10, 512)

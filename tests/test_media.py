@@ -1,0 +1,79 @@
+"""Decoding media made with PyAV: layouts, rates, missing streams, lengths, damage."""
+
+import numpy as np
+import pytest
+
+from avvp_stream.errors import AvvpError
+from avvp_stream.features.timing import nearest_indices
+from avvp_stream.sources.clip import decode_clip
+
+from media import level_at, make_media
+
+
+def tone_peak_hz(audio, seconds=1):
+    spectrum = np.abs(np.fft.rfft(audio[: 16000 * seconds]))
+    return spectrum.argmax() / seconds
+
+
+def frame_times(path):
+    import av
+
+    with av.open(str(path)) as c:
+        return np.array([f.time for f in c.decode(video=0)])
+
+
+@pytest.mark.parametrize("rate, layout", [(8000, "mono"), (44100, "stereo"), (48000, "5.1")])
+def test_audio_any_rate_and_layout_becomes_16k_mono(tmp_path, rate, layout):
+    clip = decode_clip(make_media(tmp_path / "a.mp4", 2.0, rate=rate, layout=layout), seconds=2)
+    assert clip.audio.shape == (32000,) and clip.audio.dtype == np.float32
+    assert tone_peak_hz(clip.audio) == pytest.approx(440, abs=2)
+    assert clip.frames.shape == (16, 48, 64, 3) and clip.notes == []
+
+
+@pytest.mark.parametrize("vfr", [False, True])
+def test_frames_are_picked_by_timestamp(tmp_path, vfr):
+    path = make_media(tmp_path / "v.mp4", 2.0, fps=25, vfr=vfr)
+    clip = decode_clip(path, seconds=2)
+    times = frame_times(path)
+    expected = [level_at(times[i]) for i in nearest_indices(times, np.arange(16) / 8)]
+    got = clip.frames.reshape(16, -1).mean(1)
+    np.testing.assert_allclose(got, expected, atol=1.5)  # H.264 keeps flat grey within a level
+
+
+def test_missing_streams_become_silence_or_black(tmp_path):
+    clip = decode_clip(make_media(tmp_path / "silent.mkv", 2.0, audio=False, video_codec="mpeg4"), seconds=2)
+    assert clip.notes == ["no audio stream: fed as silence"]
+    assert not clip.audio.any() and clip.frames.shape[0] == 16
+    clip = decode_clip(make_media(tmp_path / "sound.wav", 2.0, video=False, audio_codec="pcm_s16le", rate=22050), seconds=2)
+    assert clip.notes == ["no video stream: fed as black frames"]
+    assert not clip.frames.any() and tone_peak_hz(clip.audio) == pytest.approx(440, abs=2)
+
+
+def test_short_clips_are_padded_and_long_ones_cut(tmp_path):
+    short = decode_clip(make_media(tmp_path / "short.mp4", 3.0, size=(32, 32)), seconds=10)
+    assert short.audio.shape == (160000,) and short.frames.shape == (80, 32, 32, 3)
+    assert any("padded to 10 s" in n for n in short.notes)
+    assert not short.audio[16000 * 4:].any()  # silence after the end
+    np.testing.assert_array_equal(short.frames[-1], short.frames[30])  # last frame repeated
+    long = decode_clip(make_media(tmp_path / "long.mp4", 12.0, size=(32, 32)), seconds=10)
+    assert long.notes == ["12.00 s long: the first 10 s used"] and long.frames.shape == (80, 32, 32, 3)
+
+
+def test_damaged_files_give_one_clear_error(tmp_path):
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(np.random.default_rng(0).bytes(5000))
+    with pytest.raises(AvvpError, match="junk.mp4: not a readable media file"):
+        decode_clip(junk)
+    good = make_media(tmp_path / "good.mp4", 3.0)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(AvvpError, match="cut.mp4"):
+        decode_clip(cut)
+    with pytest.raises(AvvpError, match="file not found"):
+        decode_clip(tmp_path / "nope.mp4")
+
+
+def test_real_llp_clip_decodes_to_ten_snippets(llp_dir):
+    clip = decode_clip(llp_dir / "BjCEufrlXm4.mp4")
+    assert clip.audio.shape == (160000,) and clip.frames.shape == (80, 240, 320, 3) and clip.notes == []
+    assert clip.audio.std() > 0.01

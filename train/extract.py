@@ -1,0 +1,84 @@
+"""Batch feature extraction: a folder of videos -> LLP feature folders.
+
+Resumable (a video whose three files exist is skipped), one failure never stops the
+batch, and every output file is written atomically so an interrupted run leaves no
+half-written feature behind.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from avvp_stream.errors import AvvpError
+from avvp_stream.progress import progress_bar
+from avvp_stream.sources.clip import decode_clip
+
+from .feature_store import FEATURE_SHAPES
+
+MEDIA_SUFFIXES = {".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".flv",
+                  ".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".opus"}
+
+
+@dataclass
+class ExtractSummary:
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def media_files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        raise AvvpError(f"videos folder not found: {folder}")
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES)
+
+
+def _save_atomic(path: Path, array: np.ndarray) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npy")
+    os.close(fd)
+    try:
+        np.save(tmp, array)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def extract_folder(videos_dir: str | Path, out_dir: str | Path, extractor, seconds: int = 10,
+                   log=lambda msg: print(msg, file=sys.stderr, flush=True)) -> ExtractSummary:
+    """Write ``vggish/``, ``res152/`` and ``r2plus1d_18/`` features of every media file."""
+    out_dir = Path(out_dir)
+    for kind in FEATURE_SHAPES:
+        (out_dir / kind).mkdir(parents=True, exist_ok=True)
+    files = media_files(Path(videos_dir))
+    if not files:
+        raise AvvpError(f"no media files in {videos_dir} (looked for {', '.join(sorted(MEDIA_SUFFIXES))})")
+    summary = ExtractSummary()
+    for path in progress_bar(files, desc="extracting"):
+        targets = {kind: out_dir / kind / f"{path.stem}.npy" for kind in FEATURE_SHAPES}
+        if all(t.is_file() for t in targets.values()):
+            summary.skipped.append(path.name)
+            continue
+        try:
+            clip = decode_clip(path, seconds)
+            for note in clip.notes:
+                log(f"{path.name}: {note}")
+            feats = extractor.clip(clip.audio, clip.frames)
+        except AvvpError as exc:
+            summary.failed[path.name] = str(exc)
+            log(f"failed: {exc}")
+            continue
+        except Exception as exc:  # a decoder or model surprise must not stop the batch
+            summary.failed[path.name] = f"{path}: {type(exc).__name__}: {exc}"
+            log(f"failed: {summary.failed[path.name]}")
+            continue
+        _save_atomic(targets["vggish"], feats.audio)
+        _save_atomic(targets["res152"], feats.video_2d.reshape(-1, feats.video_2d.shape[-1]))
+        _save_atomic(targets["r2plus1d_18"], feats.video_3d)
+        summary.done.append(path.name)
+    return summary
