@@ -95,7 +95,12 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> HAN:
-    """HAN in eval mode from our checkpoint or from the official ``MMIL_Net.pt``."""
+    """HAN in eval mode from our checkpoint or from the official ``MMIL_Net.pt``;
+    ``"official"`` resolves the official checkpoint (cache, else verified download)."""
+    if str(path) == "official":
+        from .weights import HAN_OFFICIAL, resolve
+
+        path = resolve(HAN_OFFICIAL)
     ck = read_checkpoint(path)
     model = HAN(ck["config"])
     expected = model.state_dict()

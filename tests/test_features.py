@@ -93,3 +93,19 @@ def test_real_llp_clip_extracts_to_llp_shapes(llp_dir, tmp_path):
     assert proc.returncode == 0, proc.stderr
     audio, res152, r2p1d = load_video(tmp_path / "feats", "BjCEufrlXm4_20_30")  # LLP shape checks
     assert audio.shape == (10, 128) and res152.shape == (80, 2048) and r2p1d.shape == (10, 512)
+
+
+def test_fast_profile_runs_fewer_resnet_frames(extractor):
+    from avvp_stream.features.extractor import resnet_frame_subset
+
+    assert resnet_frame_subset(8).tolist() == list(range(8))
+    assert resnet_frame_subset(2).tolist() == [2, 6] and resnet_frame_subset(1).tolist() == [4]
+    fast = FeatureExtractor(device="cpu", random_weights=True, seed=0, resnet_frames=2)
+    rng = np.random.default_rng(1)
+    frames = rng.integers(0, 256, (1, 8, 32, 32, 3), dtype=np.uint8)
+    audio = np.zeros((1, 16000), np.float32)
+    f = fast.snippets(audio, frames)
+    full = extractor.snippets(audio, frames)
+    assert f.video_2d.shape == (1, 2, 2048) and f.pooled_2d().shape == (1, 2048)
+    np.testing.assert_allclose(f.video_2d[0], full.video_2d[0, [2, 6]], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(f.video_3d, full.video_3d, rtol=1e-5, atol=1e-5)

@@ -71,3 +71,18 @@ def test_network_shapes_and_postprocessing():
     assert (raw >= 0).all()  # embedding after ReLU
     assert q.min() >= 0 and q.max() <= 255 and torch.equal(q, q.floor())
     torch.testing.assert_close(q, torch.floor((raw.clamp(-2, 2) + 2) * 255 / 4))  # identity PCA
+
+
+def test_release_weights_load_with_pca():
+    torch.manual_seed(1)
+    source = vggish.VGGish(postprocess=False)
+    port = {k: v for k, v in source.state_dict().items() if not k.startswith("pca")}  # torchvggish keys
+    eig = torch.linalg.qr(torch.randn(128, 128))[0]
+    means = torch.randn(128) * 0.1
+    net = vggish.VGGish(postprocess=True).eval()
+    net.load_release(port, {"pca_eigen_vectors": eig.numpy(), "pca_means": means.numpy()})
+    x = vggish.examples(torch.randn(16000)).float()
+    with torch.no_grad():
+        raw = source.eval()(x)
+        expected = torch.floor(((raw - means) @ eig.T).clamp(-2, 2).add(2) * 255 / 4)
+        torch.testing.assert_close(net(x), expected)

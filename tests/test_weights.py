@@ -170,3 +170,12 @@ def test_published_files_carry_checksums():
     r2p1d = weights.torchvision_file("r2plus1d_18", R2Plus1D_18_Weights.KINETICS400_V1)
     assert resnet.sha256_prefix and r2p1d.sha256_prefix
     assert weights.VGGISH.sha256_prefix == "10086976"
+
+
+def test_official_han_offline_says_where_to_put_it(monkeypatch):
+    from avvp_stream import load_model
+
+    monkeypatch.setenv("AVVP_STREAM_OFFLINE", "1")
+    with pytest.raises(AvvpError) as err:
+        load_model("official")
+    assert weights.HAN_OFFICIAL.url in str(err.value) and "MMIL_Net.pt" in str(err.value)

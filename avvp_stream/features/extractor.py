@@ -18,8 +18,20 @@ from .timing import FRAMES_PER_SNIPPET
 @dataclass
 class Features:
     audio: np.ndarray  # (N, 128) VGGish
-    video_2d: np.ndarray  # (N, 8, 2048) ResNet-152, one row per frame
+    video_2d: np.ndarray  # (N, k, 2048) ResNet-152, one row per frame (k = 8 in the full profile)
     video_3d: np.ndarray  # (N, 512) R(2+1)D-18
+
+    def pooled_2d(self) -> np.ndarray:
+        """(N, 2048) snippet means: what HAN's ``fc_v`` consumes."""
+        return self.video_2d.mean(axis=1)
+
+
+def resnet_frame_subset(k: int) -> np.ndarray:
+    """Which of a snippet's 8 frames go through ResNet-152 when only k do: the frame at the
+    centre of each of k equal parts of the second."""
+    if not 1 <= k <= FRAMES_PER_SNIPPET:
+        raise AvvpError(f"ResNet frames per snippet must be 1..{FRAMES_PER_SNIPPET}, got {k}")
+    return np.floor((np.arange(k) + 0.5) * FRAMES_PER_SNIPPET / k).astype(int)
 
 
 def weight_files():
@@ -45,14 +57,20 @@ class FeatureExtractor:
     """VGGish + ResNet-152 + R(2+1)D-18 with LLP's preprocessing.
 
     ``random_weights`` builds every network randomly initialised (seeded), needing no
-    file: for smoke tests and benchmarks only. On a GPU the networks run in fp16 with
-    channels-last memory; on the CPU in fp32.
+    file: for smoke tests and benchmarks only. The convolutions run with channels-last
+    memory (about 1.7x faster for ResNet-152 on a 2-core CPU), in fp16 on a GPU;
+    ``fast=False`` is the plain fp32 eager reference. ``resnet_frames`` < 8 is the fast live
+    profile: only that many of each snippet's frames go through ResNet-152 (the costliest
+    network); its deviation from the full profile is measured in benchmarks/extract_speed.py.
     """
 
     def __init__(self, device: str = "auto", random_weights: bool = False, vggish_postprocess: bool = True,
-                 weight_paths: dict | None = None, frame_batch: int = 64, seed: int = 0):
+                 weight_paths: dict | None = None, frame_batch: int = 64, seed: int = 0,
+                 resnet_frames: int = FRAMES_PER_SNIPPET, files: dict | None = None, fast: bool = True):
         self.device = resolve_device(device)
-        self.half = self.device.type == "cuda"
+        self.fast = fast
+        self.resnet_subset = resnet_frame_subset(resnet_frames)
+        self.half = fast and self.device.type == "cuda"
         self.frame_batch = frame_batch
         states = {name: None for name in ("vggish", "vggish_pca", "resnet152", "r2plus1d_18")}
         if random_weights:
@@ -60,22 +78,22 @@ class FeatureExtractor:
                   "features are meaningless", file=sys.stderr)
             torch.manual_seed(seed)
         else:
-            files = weight_files()
+            files = files or weight_files()
             paths = W.resolve_all([(files[n], (weight_paths or {}).get(n)) for n in states])
             states = {n: _load_state(p) for n, p in zip(states, paths)}
         self.vggish = vggish.VGGish(postprocess=vggish_postprocess)
         if states["vggish"] is not None:
-            self.vggish.load_state_dict(states["vggish"], strict=False)
-            pca = states["vggish_pca"]
-            self.vggish.pca_eigen_vectors.copy_(torch.as_tensor(np.asarray(pca["pca_eigen_vectors"])))
-            self.vggish.pca_means.copy_(torch.as_tensor(np.asarray(pca["pca_means"])).reshape(-1, 1))
+            self.vggish.load_release(states["vggish"], states["vggish_pca"])
         self.resnet = visual.resnet152(states["resnet152"])
         self.r2plus1d = visual.r2plus1d_18(states["r2plus1d_18"])
         for net in (self.vggish, self.resnet, self.r2plus1d):
             net.eval().to(self.device)
         if self.half:
-            self.resnet.half().to(memory_format=torch.channels_last)
-            self.r2plus1d.half().to(memory_format=torch.channels_last_3d)
+            self.resnet.half()
+            self.r2plus1d.half()
+        if fast:
+            self.resnet.to(memory_format=torch.channels_last)
+            self.r2plus1d.to(memory_format=torch.channels_last_3d)
 
     @torch.inference_mode()
     def embed(self, mel: torch.Tensor, frames: torch.Tensor) -> Features:
@@ -86,21 +104,24 @@ class FeatureExtractor:
         dev = self.device
         dtype = torch.float16 if self.half else torch.float32
         audio = self.vggish(mel.to(dev, torch.float32))
-        flat = frames.reshape(n * FRAMES_PER_SNIPPET, *frames.shape[2:])
+        chosen = frames[:, torch.as_tensor(self.resnet_subset)] if len(self.resnet_subset) < FRAMES_PER_SNIPPET else frames
+        flat = chosen.reshape(-1, *frames.shape[2:])
         out_2d = []
         for start in range(0, flat.shape[0], self.frame_batch):
             x = visual.prepare_2d(flat[start:start + self.frame_batch].to(dev)).to(dtype)
-            if self.half:
+            if self.fast:
                 x = x.contiguous(memory_format=torch.channels_last)
             out_2d.append(self.resnet(x).float())
         out_3d = []
         clip_batch = max(1, self.frame_batch // FRAMES_PER_SNIPPET)
         for start in range(0, n, clip_batch):
             x = visual.prepare_3d(frames[start:start + clip_batch].to(dev)).to(dtype)
+            if self.fast:
+                x = x.contiguous(memory_format=torch.channels_last_3d)
             out_3d.append(self.r2plus1d(x).float())
         return Features(
             audio=audio.float().cpu().numpy(),
-            video_2d=torch.cat(out_2d).reshape(n, FRAMES_PER_SNIPPET, -1).cpu().numpy(),
+            video_2d=torch.cat(out_2d).reshape(n, len(self.resnet_subset), -1).cpu().numpy(),
             video_3d=torch.cat(out_3d).cpu().numpy(),
         )
 

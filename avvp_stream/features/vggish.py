@@ -107,6 +107,14 @@ class VGGish(nn.Module):
         x = self.embeddings(x)
         return self.pca_quantize(x) if self.postprocess else x
 
+    def load_release(self, state_dict: dict, pca: dict) -> None:
+        """Load the torchvggish port: network weights and the release's PCA parameters
+        (``pca_eigen_vectors`` (128, 128), ``pca_means`` (128,) or (128, 1))."""
+        net = {k: v for k, v in state_dict.items() if k.startswith(("features.", "embeddings."))}
+        self.load_state_dict({**self.state_dict(), **net})
+        self.pca_eigen_vectors.copy_(torch.as_tensor(pca["pca_eigen_vectors"]).reshape(EMBEDDING_DIM, EMBEDDING_DIM))
+        self.pca_means.copy_(torch.as_tensor(pca["pca_means"]).reshape(EMBEDDING_DIM, 1))
+
     def pca_quantize(self, x: Tensor) -> Tensor:
         """The release's post-processing (the uint8 cast truncates), as float values 0..255."""
         pca = (x - self.pca_means.T) @ self.pca_eigen_vectors.T
