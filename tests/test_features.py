@@ -109,3 +109,15 @@ def test_fast_profile_runs_fewer_resnet_frames(extractor):
     assert f.video_2d.shape == (1, 2, 2048) and f.pooled_2d().shape == (1, 2048)
     np.testing.assert_allclose(f.video_2d[0], full.video_2d[0, [2, 6]], rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(f.video_3d, full.video_3d, rtol=1e-5, atol=1e-5)
+
+
+def test_clips_of_different_sizes_batch_like_alone(extractor):
+    rng = np.random.default_rng(2)
+    a = (rng.standard_normal(16000).astype(np.float32), rng.integers(0, 256, (8, 24, 40, 3), dtype=np.uint8))
+    b = (rng.standard_normal(32000).astype(np.float32), rng.integers(0, 256, (16, 36, 20, 3), dtype=np.uint8))
+    together = extractor.clips([a, b])
+    alone = extractor.clip(*b)
+    assert [f.audio.shape[0] for f in together] == [1, 2]
+    np.testing.assert_allclose(together[1].video_2d, alone.video_2d, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(together[1].video_3d, alone.video_3d, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(together[1].audio, alone.audio, atol=1e-4)

@@ -49,9 +49,10 @@ def _save_atomic(path: Path, array: np.ndarray) -> None:
             os.unlink(tmp)
 
 
-def extract_folder(videos_dir: str | Path, out_dir: str | Path, extractor, seconds: int = 10,
+def extract_folder(videos_dir: str | Path, out_dir: str | Path, extractor, seconds: int = 10, batch: int = 4,
                    log=lambda msg: print(msg, file=sys.stderr, flush=True)) -> ExtractSummary:
-    """Write ``vggish/``, ``res152/`` and ``r2plus1d_18/`` features of every media file."""
+    """Write ``vggish/``, ``res152/`` and ``r2plus1d_18/`` features of every media file,
+    running the networks on ``batch`` videos at a time."""
     out_dir = Path(out_dir)
     for kind in FEATURE_SHAPES:
         (out_dir / kind).mkdir(parents=True, exist_ok=True)
@@ -59,26 +60,41 @@ def extract_folder(videos_dir: str | Path, out_dir: str | Path, extractor, secon
     if not files:
         raise AvvpError(f"no media files in {videos_dir} (looked for {', '.join(sorted(MEDIA_SUFFIXES))})")
     summary = ExtractSummary()
+    pending: list[tuple[Path, object]] = []
+
+    def fail(path: Path, exc: Exception) -> None:
+        reason = str(exc) if isinstance(exc, AvvpError) else f"{path}: {type(exc).__name__}: {exc}"
+        summary.failed[path.name] = reason
+        log(f"failed: {reason}")
+
+    def flush() -> None:
+        try:
+            feats = extractor.clips([(clip.audio, clip.frames) for _, clip in pending])
+        except Exception as exc:  # a model surprise must not stop the batch
+            for path, _ in pending:
+                fail(path, exc)
+        else:
+            for (path, _), f in zip(pending, feats):
+                _save_atomic(out_dir / "vggish" / f"{path.stem}.npy", f.audio)
+                _save_atomic(out_dir / "res152" / f"{path.stem}.npy", f.video_2d.reshape(-1, f.video_2d.shape[-1]))
+                _save_atomic(out_dir / "r2plus1d_18" / f"{path.stem}.npy", f.video_3d)
+                summary.done.append(path.name)
+        pending.clear()
+
     for path in progress_bar(files, desc="extracting"):
-        targets = {kind: out_dir / kind / f"{path.stem}.npy" for kind in FEATURE_SHAPES}
-        if all(t.is_file() for t in targets.values()):
+        if all((out_dir / kind / f"{path.stem}.npy").is_file() for kind in FEATURE_SHAPES):
             summary.skipped.append(path.name)
             continue
         try:
             clip = decode_clip(path, seconds)
-            for note in clip.notes:
-                log(f"{path.name}: {note}")
-            feats = extractor.clip(clip.audio, clip.frames)
-        except AvvpError as exc:
-            summary.failed[path.name] = str(exc)
-            log(f"failed: {exc}")
+        except Exception as exc:  # one bad file never stops the batch
+            fail(path, exc)
             continue
-        except Exception as exc:  # a decoder or model surprise must not stop the batch
-            summary.failed[path.name] = f"{path}: {type(exc).__name__}: {exc}"
-            log(f"failed: {summary.failed[path.name]}")
-            continue
-        _save_atomic(targets["vggish"], feats.audio)
-        _save_atomic(targets["res152"], feats.video_2d.reshape(-1, feats.video_2d.shape[-1]))
-        _save_atomic(targets["r2plus1d_18"], feats.video_3d)
-        summary.done.append(path.name)
+        for note in clip.notes:
+            log(f"{path.name}: {note}")
+        pending.append((path, clip))
+        if len(pending) >= batch:
+            flush()
+    if pending:
+        flush()
     return summary

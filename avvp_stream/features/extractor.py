@@ -98,32 +98,53 @@ class FeatureExtractor:
     @torch.inference_mode()
     def embed(self, mel: torch.Tensor, frames: torch.Tensor) -> Features:
         """``mel`` (N, 96, 64) log-mel examples and ``frames`` (N, 8, H, W, 3) uint8 RGB."""
-        n = mel.shape[0]
-        if frames.shape[:2] != (n, FRAMES_PER_SNIPPET):
-            raise ValueError(f"frames must be ({n}, 8, H, W, 3), got {tuple(frames.shape)}")
-        dev = self.device
+        if frames.shape[:2] != (mel.shape[0], FRAMES_PER_SNIPPET):
+            raise ValueError(f"frames must be ({mel.shape[0]}, 8, H, W, 3), got {tuple(frames.shape)}")
+        return self._run(mel, *self._prepare(frames))
+
+    def _prepare(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """uint8 (N, 8, H, W, 3) -> ResNet input (N*k, 3, 224, 224), R(2+1)D input (N, 3, 8, 112, 112)."""
         dtype = torch.float16 if self.half else torch.float32
-        audio = self.vggish(mel.to(dev, torch.float32))
-        chosen = frames[:, torch.as_tensor(self.resnet_subset)] if len(self.resnet_subset) < FRAMES_PER_SNIPPET else frames
-        flat = chosen.reshape(-1, *frames.shape[2:])
-        out_2d = []
-        for start in range(0, flat.shape[0], self.frame_batch):
-            x = visual.prepare_2d(flat[start:start + self.frame_batch].to(dev)).to(dtype)
-            if self.fast:
-                x = x.contiguous(memory_format=torch.channels_last)
-            out_2d.append(self.resnet(x).float())
-        out_3d = []
+        frames = frames.to(self.device)
+        chosen = frames[:, torch.as_tensor(self.resnet_subset, device=self.device)]
+        x2d = visual.prepare_2d(chosen.reshape(-1, *frames.shape[2:])).to(dtype)
+        return x2d, visual.prepare_3d(frames).to(dtype)
+
+    def _run(self, mel: torch.Tensor, x2d: torch.Tensor, x3d: torch.Tensor) -> Features:
+        """The three networks over a batch of snippets (any number of videos), in chunks."""
+        n = mel.shape[0]
+        audio = self.vggish(mel.to(self.device, torch.float32))
+        fmt2, fmt3 = ((torch.channels_last, torch.channels_last_3d) if self.fast
+                      else (torch.contiguous_format, torch.contiguous_format))
+        out_2d = [self.resnet(x2d[i:i + self.frame_batch].contiguous(memory_format=fmt2)).float()
+                  for i in range(0, x2d.shape[0], self.frame_batch)]
         clip_batch = max(1, self.frame_batch // FRAMES_PER_SNIPPET)
-        for start in range(0, n, clip_batch):
-            x = visual.prepare_3d(frames[start:start + clip_batch].to(dev)).to(dtype)
-            if self.fast:
-                x = x.contiguous(memory_format=torch.channels_last_3d)
-            out_3d.append(self.r2plus1d(x).float())
+        out_3d = [self.r2plus1d(x3d[i:i + clip_batch].contiguous(memory_format=fmt3)).float()
+                  for i in range(0, n, clip_batch)]
         return Features(
             audio=audio.float().cpu().numpy(),
             video_2d=torch.cat(out_2d).reshape(n, len(self.resnet_subset), -1).cpu().numpy(),
             video_3d=torch.cat(out_3d).cpu().numpy(),
         )
+
+    @torch.inference_mode()
+    def clips(self, items: list[tuple[np.ndarray, np.ndarray]]) -> list[Features]:
+        """Several whole clips (``audio``, ``frames`` (8T, H, W, 3)) of any frame sizes,
+        run through each network as one batch."""
+        mels, x2ds, x3ds, sizes = [], [], [], []
+        for audio, frames in items:
+            t = frames.shape[0] // FRAMES_PER_SNIPPET
+            mels.append(vggish.examples(torch.as_tensor(audio, dtype=torch.float32), num=t))
+            x2d, x3d = self._prepare(torch.as_tensor(frames).reshape(t, FRAMES_PER_SNIPPET, *frames.shape[1:]))
+            x2ds.append(x2d)
+            x3ds.append(x3d)
+            sizes.append(t)
+        feats = self._run(torch.cat(mels), torch.cat(x2ds), torch.cat(x3ds))
+        out, start = [], 0
+        for t in sizes:
+            out.append(Features(feats.audio[start:start + t], feats.video_2d[start:start + t], feats.video_3d[start:start + t]))
+            start += t
+        return out
 
     def snippets(self, audio: np.ndarray, frames: np.ndarray) -> Features:
         """Independent 1 s snippets: ``audio`` (N, >=15600) 16 kHz mono, each embedded from its
@@ -134,6 +155,4 @@ class FeatureExtractor:
     def clip(self, audio: np.ndarray, frames: np.ndarray) -> Features:
         """A whole clip as LLP's extraction framed it: VGGish examples every 0.96 s,
         ``frames`` (8T, H, W, 3) at 8 per second."""
-        t = frames.shape[0] // FRAMES_PER_SNIPPET
-        mel = vggish.examples(torch.as_tensor(audio, dtype=torch.float32), num=t)
-        return self.embed(mel, torch.as_tensor(frames).reshape(t, FRAMES_PER_SNIPPET, *frames.shape[1:]))
+        return self.clips([(audio, frames)])[0]
