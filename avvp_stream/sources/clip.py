@@ -32,7 +32,7 @@ def _av():
     try:
         import av
     except ImportError:
-        raise AvvpError("decoding media needs PyAV: pip install 'avvp-stream[media]'") from None
+        raise AvvpError("decoding media needs PyAV (a dependency of avvp-stream): pip install av") from None
     return av
 
 
