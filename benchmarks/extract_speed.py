@@ -6,7 +6,7 @@ Random-initialised networks (no weights can be downloaded here): costs are those
 real architectures; the cosine similarities are measured on a real LLP clip but with
 random weights, so they indicate, not prove, the deviation with the released weights.
 
-    python benchmarks/extract_speed.py [--device cpu|cuda] [--clip PATH] [--json out.json]
+    python benchmarks/extract_speed.py [--device cpu|cuda] [--clip PATH] [--real-weights] [--json out.json]
 """
 
 from __future__ import annotations
@@ -83,6 +83,8 @@ def main() -> None:
     ap.add_argument("--clip", type=Path, default=DEFAULT_CLIP)
     ap.add_argument("--snippets", type=int, default=4, help="snippets per timed batch")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--real-weights", action="store_true",
+                    help="use the released weights (cache or download) instead of random ones")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
 
@@ -95,8 +97,8 @@ def main() -> None:
     results = {"device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
                "threads": torch.get_num_threads(), "snippets_per_batch": n}
 
-    reference = FeatureExtractor(device=args.device, random_weights=True, fast=False, seed=0)
-    ours = FeatureExtractor(device=args.device, random_weights=True, fast=True, seed=0)
+    reference = FeatureExtractor(device=args.device, random_weights=not args.real_weights, fast=False, seed=0)
+    ours = FeatureExtractor(device=args.device, random_weights=not args.real_weights, fast=True, seed=0)
     for name, fx in (("eager_fp32", reference), ("default", ours)):
         costs = per_network(fx, audio, frames, args.repeats, sync)
         costs["snippet_total"] = sum(costs.values())
@@ -115,7 +117,7 @@ def main() -> None:
     results["profiles"] = {}
     ref_2d = full.pooled_2d()
     for k in (4, 2, 1):
-        fx = FeatureExtractor(device=args.device, random_weights=True, fast=True, seed=0, resnet_frames=k)
+        fx = FeatureExtractor(device=args.device, random_weights=not args.real_weights, fast=True, seed=0, resnet_frames=k)
         costs = per_network(fx, audio, frames, args.repeats, sync)
         feats = fx.clip(clip.audio, clip.frames)
         cos, cos_c = cosine(feats.pooled_2d(), ref_2d), cosine(feats.pooled_2d(), ref_2d, centered=True)

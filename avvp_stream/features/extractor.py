@@ -58,8 +58,8 @@ class FeatureExtractor:
 
     ``random_weights`` builds every network randomly initialised (seeded), needing no
     file: for smoke tests and benchmarks only. The convolutions run with channels-last
-    memory (about 1.7x faster for ResNet-152 on a 2-core CPU), in fp16 on a GPU;
-    ``fast=False`` is the plain fp32 eager reference. ``resnet_frames`` < 8 is the fast live
+    memory, in fp16 on a GPU (its fast path; on the 2-core CPU it measured the same as
+    fp32 eager); ``fast=False`` is the plain fp32 eager reference. ``resnet_frames`` < 8 is the fast live
     profile: only that many of each snippet's frames go through ResNet-152 (the costliest
     network); its deviation from the full profile is measured in benchmarks/extract_speed.py.
     """
