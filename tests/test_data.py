@@ -1,6 +1,5 @@
 """Generated data, feature folders and the packed split cache."""
 
-import json
 import os
 import shutil
 
@@ -9,7 +8,7 @@ import pytest
 
 from avvp_stream.errors import AvvpError
 from avvp_stream.train.dataset import DatasetLayout
-from avvp_stream.train.feature_store import FEATURE_SHAPES, load_video, pack_split
+from avvp_stream.train.feature_store import FEATURE_SHAPES, load_video
 from avvp_stream.train.llp import ALL_FILES, Annotations
 from avvp_stream.train.synth import SynthSpec, generate
 

@@ -1,6 +1,5 @@
 """Feature extraction with randomly initialised networks (no weight file is needed)."""
 
-import json
 import os
 import shutil
 import subprocess

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
@@ -26,7 +25,7 @@ CacheOpt = typer.Option(None, "--cache-dir", help="Where packed splits are cache
 
 @app.command()
 def synth(
-    out: Path = typer.Argument(..., help="Output folder (created; must be empty)."),
+    out: Path = typer.Argument(..., help="Output folder (created; must be empty, or hold a dataset of the same spec, which is reused)."),
     train: int = typer.Option(600, help="Training videos (weak labels only)."),
     val: int = typer.Option(100, help="Validation videos (weak + dense labels)."),
     test: int = typer.Option(200, help="Test videos (weak + dense labels)."),

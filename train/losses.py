@@ -3,7 +3,6 @@ guided loss L_g on each modality, and the handling of the noisy guided targets."
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
