@@ -199,6 +199,8 @@ class HAN(nn.Module):
 
     def embed(self, audio: Tensor, video_2d: Tensor, video_3d: Tensor) -> tuple[Tensor, Tensor]:
         """Input projections: per-snippet audio and fused visual features (B, T, d)."""
+        if not audio.dim() == video_2d.dim() == video_3d.dim() == 3:
+            raise ValueError("inputs must be (B, T, D) tensors (video_2d: (B, 8T, D) or (B, T, D))")
         t = audio.shape[1]
         k = self.config.frames_per_snippet
         if video_2d.shape[1] == t * k and k != 1:
