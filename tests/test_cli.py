@@ -55,7 +55,7 @@ def test_fit_then_eval_checkpoint(small_dataset, tmp_path):
     table = run(TRAIN, "eval", "--checkpoint", out / "best.pt", "--data", small_dataset).stdout
     for row in ("Audio-Visual", "Type@AV", "Event@AV", "Segment-level", "Event-level"):
         assert row in table
-    info = json.loads(run(STREAM, "info", out / "best.pt").stdout)
+    info = json.loads(run(TRAIN, "info", out / "best.pt").stdout)
     assert info["config"]["temporal"] == "han" and info["official"] is False
 
 
@@ -83,9 +83,9 @@ def test_export_converts_the_official_checkpoint(tmp_path):
     golden = torch.load(shared_file("reference", "han_golden.pt"), weights_only=True)
     torch.save(golden["state_dict"], tmp_path / "MMIL_Net.pt")
     run(EXPORT, "checkpoint", tmp_path / "MMIL_Net.pt", tmp_path / "han.pt")
-    info = json.loads(run(STREAM, "info", tmp_path / "han.pt").stdout)
+    info = json.loads(run(TRAIN, "info", tmp_path / "han.pt").stdout)
     assert info["official"] is False and info["config"]["pooling"] == "attentive"
-    assert json.loads(run(STREAM, "info", tmp_path / "MMIL_Net.pt").stdout)["official"] is True
+    assert json.loads(run(TRAIN, "info", tmp_path / "MMIL_Net.pt").stdout)["official"] is True
 
 
 def test_bad_inputs_give_one_line_and_exit_2(small_dataset, tmp_path):
@@ -118,5 +118,5 @@ def test_bad_inputs_give_one_line_and_exit_2(small_dataset, tmp_path):
     np.savez(bad_pred, filenames=np.array(["a"]), pred=np.zeros((1, 2, 25, 10)))
     assert_one_line_error(run(TRAIN, "eval", "--predictions", bad_pred, "--data", small_dataset, ok=False),
                           "no predictions for 12 videos")
-    assert_one_line_error(run(STREAM, "info", tmp_path / "missing.pt", ok=False), "checkpoint not found")
+    assert_one_line_error(run(TRAIN, "info", tmp_path / "missing.pt", ok=False), "checkpoint not found")
     assert_one_line_error(run(TRAIN, "fit", "--data", small_dataset, "--device", "tpu", ok=False), "unknown device 'tpu'")

@@ -154,6 +154,17 @@ def extract(
     return 1 if summary.failed else 0
 
 
+@app.command()
+def info(checkpoint: Path = typer.Argument(..., help="Our checkpoint or the official MMIL_Net.pt.")):
+    """Show a checkpoint's model configuration and training metadata as JSON."""
+    from avvp_stream.checkpoint import read_checkpoint
+
+    ck = read_checkpoint(checkpoint)
+    n = sum(t.numel() for t in ck["state_dict"].values())
+    meta = {k: v for k, v in ck["metadata"].items() if k in ("epoch", "val", "train_config")}
+    print(json.dumps({"official": ck["official"], "parameters": n, "config": ck["config"].to_dict(), **meta}, indent=1))
+
+
 def main() -> None:
     run_cli(app, "avvp-train")
 

@@ -1,0 +1,76 @@
+"""avvp-stream on files: real subprocesses, random-initialised networks, nothing downloads."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from avvp_stream.events import EventTracker
+
+from media import make_media
+
+STREAM = [sys.executable, "-m", "avvp_stream.cli"]
+
+
+def run(*args):
+    return subprocess.run([*STREAM, *map(str, args)], capture_output=True, text=True, timeout=600)
+
+
+def records(stdout):
+    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+
+
+def test_event_tracker_start_extend_end():
+    t = EventTracker(classes=("Dog", "Cat"))
+    on, off = np.array([True, False]), np.array([False, False])
+    both = {"audio": on, "visual": off, "audio_visual": off}
+    none = {"audio": off, "visual": off, "audio_visual": off}
+    assert [(e.label, e.state, e.onset, e.offset) for e in t.update(3.0, both)] == [("Dog", "start", 3.0, None)]
+    assert [(e.state, e.onset) for e in t.update(4.0, both)] == [("extend", 3.0)]
+    assert [(e.state, e.onset, e.offset) for e in t.update(5.0, none)] == [("end", 3.0, 5.0)]
+    t.update(6.0, both)
+    assert [(e.state, e.onset, e.offset) for e in t.close()] == [("end", 6.0, 7.0)]
+
+
+def test_real_llp_clip_gives_ten_final_snippets(llp_dir):
+    proc = run(llp_dir / "BjCEufrlXm4.mp4", "--random-weights", "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    recs = records(proc.stdout)
+    snippets = [r for r in recs if r["kind"] == "snippet"]
+    assert [r["start"] for r in snippets] == [float(i) for i in range(10)]
+    assert all(r["final"] and r["end"] == r["start"] + 1 for r in snippets)
+    for r in snippets:
+        assert set(r["audio_visual"]) == set(r["audio"]) & set(r["visual"])
+        assert r["emitted_at"] >= r["captured_at"]
+    events = [r for r in recs if r["kind"] == "event"]
+    ends = [e for e in events if e["state"] == "end"]
+    starts = [e for e in events if e["state"] == "start"]
+    assert len(ends) == len(starts) and all(e["offset"] > e["onset"] for e in ends)
+    assert all(e["offset"] is None for e in events if e["state"] != "end")
+
+
+def test_classes_filter_and_missing_audio(tmp_path):
+    path = make_media(tmp_path / "silent.mkv", 2.0, audio=False, video_codec="mpeg4", size=(48, 32))
+    proc = run(path, "--random-weights", "--device", "cpu", "--classes", "Dog,Speech")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("no audio stream") == 1
+    snippets = [r for r in records(proc.stdout) if r["kind"] == "snippet"]
+    assert len(snippets) == 2
+    assert all(set(r["audio"]) | set(r["visual"]) <= {"Dog", "Speech"} for r in snippets)
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["nope.mp4"], "file not found"),
+    (["junk.mp4"], "not a readable media file"),
+    (["ok.mp4", "--classes", "Kazoo"], "unknown class 'Kazoo'"),
+    (["ok.mp4", "--format", "srt"], "only jsonl"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, args, fragment):
+    (tmp_path / "junk.mp4").write_bytes(b"junk" * 500)
+    make_media(tmp_path / "ok.mp4", 1.0, size=(32, 32))
+    proc = subprocess.run([*STREAM, *args, "--random-weights", "--device", "cpu"], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=600)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert fragment in proc.stderr.strip().splitlines()[-1]
