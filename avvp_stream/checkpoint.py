@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -16,6 +15,7 @@ import torch
 from .classes import CLASSES
 from .errors import AvvpError
 from .model import HAN, HANConfig
+from .paths import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +28,6 @@ OFFICIAL_UNUSED_PREFIXES = ("audio_encoder.", "visual_encoder.", "cmt_encoder.")
 
 def save_checkpoint(path: str | os.PathLike, model: HAN, **metadata) -> Path:
     """Write atomically (temp file + rename), so a crash never leaves half a checkpoint."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -38,15 +36,7 @@ def save_checkpoint(path: str | os.PathLike, model: HAN, **metadata) -> Path:
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "metadata": metadata,
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
 def is_official_state_dict(obj) -> bool:

@@ -17,18 +17,20 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 @app.command()
 def parse(
     source: Path = typer.Argument(..., help="Media file (mp4, mkv, webm, avi, wav, mp3...)."),
-    checkpoint: Optional[str] = typer.Option(None, help="HAN checkpoint (ours or the official MMIL_Net.pt) [default: the official one, cached or downloaded]."),
+    checkpoint: Optional[str] = typer.Option(None, help="HAN checkpoint (ours or the official MMIL_Net.pt). Default: the official one, from the cache or downloaded once."),
     random_weights: bool = typer.Option(False, "--random-weights", help="Every network randomly initialised, no weight files (smoke tests, benchmarks)."),
     device: str = typer.Option("auto", help="torch device: auto, cpu, cuda, cuda:N."),
     window: int = typer.Option(10, help="Snippets per HAN window (trained on 10)."),
-    lookahead: Optional[int] = typer.Option(None, help="Snippets after which a snippet's labels are final [default: window - 1 with full windows only, i.e. offline]."),
+    lookahead: Optional[int] = typer.Option(None, help="Snippets after which a snippet's labels are final; provisional labels are printed before. Default: labels from full windows only, printed once final (offline)."),
     threshold: float = typer.Option(0.5, help="Probability threshold (the official 0.5)."),
     classes: Optional[str] = typer.Option(None, help="Comma-separated class names to report (default: all 25)."),
     resnet_frames: int = typer.Option(8, help="Frames per snippet through ResNet-152 (8 = as LLP; 2 = fast CPU profile)."),
     output_format: str = typer.Option("jsonl", "--format", help="Output format: jsonl (one JSON object per snippet and per event change)."),
     batch: int = typer.Option(8, help="Snippets extracted per batch."),
 ):
-    """Parse a media file; JSON Lines on stdout, notes on stderr."""
+    """Parse a media file into per-second audio / visual / audio-visual labels and events:
+    JSON Lines on stdout (flushed line by line), notes on stderr. Ctrl-C ends the open
+    events and exits with 130."""
     import numpy as np
     import torch
 

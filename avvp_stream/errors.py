@@ -42,4 +42,6 @@ def _run(app, prog: str) -> None:
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    if rv == EXIT_INTERRUPTED:  # typer turns Ctrl-C into a returned 130 when not standalone
+        print(f"{prog}: interrupted", file=sys.stderr)
     sys.exit(rv if isinstance(rv, int) else 0)

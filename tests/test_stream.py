@@ -74,3 +74,25 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, args, fragment):
                           cwd=tmp_path, timeout=600)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert fragment in proc.stderr.strip().splitlines()[-1]
+
+
+def test_ctrl_c_flushes_and_exits_130(tmp_path):
+    import signal
+
+    path = make_media(tmp_path / "long.mp4", 30.0, size=(32, 32))
+    proc = subprocess.Popen([*STREAM, str(path), "--random-weights", "--device", "cpu", "--batch", "1",
+                             "--resnet-frames", "1", "--lookahead", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = proc.stdout.readline()  # the first snippet is out: parsing is under way
+    assert json.loads(first)["kind"] == "snippet"
+    proc.send_signal(signal.SIGINT)
+    rest, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    recs = records(first + rest)
+    snippets = [r for r in recs if r["kind"] == "snippet" and r["final"]]
+    assert 1 <= len(snippets) < 30
+    events = [r for r in recs if r["kind"] == "event"]
+    opened = {(e["modality"], e["label"]) for e in events if e["state"] == "start"}
+    closed = {(e["modality"], e["label"]) for e in events if e["state"] == "end"}
+    assert opened == closed  # every open event was ended on the way out

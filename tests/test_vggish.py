@@ -86,3 +86,23 @@ def test_release_weights_load_with_pca():
         raw = source.eval()(x)
         expected = torch.floor(((raw - means) @ eig.T).clamp(-2, 2).add(2) * 255 / 4)
         torch.testing.assert_close(net(x), expected)
+
+
+def test_weight_files_with_numpy_arrays_load_safely(tmp_path):
+    import numpy as np
+    import pytest as _pytest
+
+    from avvp_stream.errors import AvvpError
+    from avvp_stream.features.extractor import _load_state
+
+    torch.save({"pca_eigen_vectors": np.eye(128, dtype=np.float32), "pca_means": np.zeros(128)}, tmp_path / "pca.pth")
+    state = _load_state(tmp_path / "pca.pth")
+    assert state["pca_eigen_vectors"].shape == (128, 128)
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    torch.save({"x": Evil()}, tmp_path / "evil.pth")
+    with _pytest.raises(AvvpError, match="cannot read weights safely"):
+        _load_state(tmp_path / "evil.pth")

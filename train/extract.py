@@ -7,15 +7,14 @@ half-written feature behind.
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from avvp_stream.errors import AvvpError
+from avvp_stream.paths import atomic_write
 from avvp_stream.progress import progress_bar
 from avvp_stream.sources.clip import decode_clip
 
@@ -39,14 +38,7 @@ def media_files(folder: Path) -> list[Path]:
 
 
 def _save_atomic(path: Path, array: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npy")
-    os.close(fd)
-    try:
-        np.save(tmp, array)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, lambda tmp: np.save(tmp, array), suffix=".npy")
 
 
 def extract_folder(videos_dir: str | Path, out_dir: str | Path, extractor, seconds: int = 10, batch: int = 4,

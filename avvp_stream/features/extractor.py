@@ -46,9 +46,18 @@ def weight_files():
     }
 
 
+def _numpy_array_globals() -> list:
+    """What unpickling plain numpy arrays needs (and nothing that can run code)."""
+    core = getattr(np, "_core", None) or np.core
+    return [core.multiarray._reconstruct, np.ndarray, np.dtype,
+            *{type(np.dtype(t)) for t in (np.float32, np.float64, np.int64, np.uint8)}]
+
+
 def _load_state(path) -> dict:
+    """``weights_only`` loading; numpy arrays (as in the VGGish PCA file) are allowed."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(_numpy_array_globals()):
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise AvvpError(f"{path}: cannot read weights safely ({str(exc).splitlines()[0][:160]})") from None
 
@@ -134,7 +143,7 @@ class FeatureExtractor:
         mels, x2ds, x3ds, sizes = [], [], [], []
         for audio, frames in items:
             t = frames.shape[0] // FRAMES_PER_SNIPPET
-            mels.append(vggish.examples(torch.as_tensor(audio, dtype=torch.float32), num=t))
+            mels.append(vggish.examples(torch.as_tensor(audio, dtype=torch.float32, device=self.device), num=t))
             x2d, x3d = self._prepare(torch.as_tensor(frames).reshape(t, FRAMES_PER_SNIPPET, *frames.shape[1:]))
             x2ds.append(x2d)
             x3ds.append(x3d)
@@ -149,7 +158,7 @@ class FeatureExtractor:
     def snippets(self, audio: np.ndarray, frames: np.ndarray) -> Features:
         """Independent 1 s snippets: ``audio`` (N, >=15600) 16 kHz mono, each embedded from its
         own first 0.96 s; ``frames`` (N, 8, H, W, 3)."""
-        mel = vggish.examples(torch.as_tensor(audio, dtype=torch.float32), num=1)[:, 0]
+        mel = vggish.examples(torch.as_tensor(audio, dtype=torch.float32, device=self.device), num=1)[:, 0]
         return self.embed(mel, torch.as_tensor(frames))
 
     def clip(self, audio: np.ndarray, frames: np.ndarray) -> Features:
