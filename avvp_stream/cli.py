@@ -25,7 +25,7 @@ def parse(
     threshold: float = typer.Option(0.5, help="Probability threshold (the official 0.5)."),
     classes: Optional[str] = typer.Option(None, help="Comma-separated class names to report (default: all 25)."),
     resnet_frames: int = typer.Option(8, help="Frames per snippet through ResNet-152 (8 = as LLP; 2 = fast CPU profile)."),
-    output_format: str = typer.Option("jsonl", "--format", help="Output format: jsonl (one JSON object per snippet and per event change)."),
+    output_format: str = typer.Option("jsonl", "--format", help="jsonl: one JSON object per snippet and per event change; tsv: LLP's filename/onset/offset/event_labels (+ modality) per ended event; srt or vtt: subtitles, one cue per ended event."),
     batch: int = typer.Option(8, help="Snippets extracted per batch."),
 ):
     """Parse a media file into per-second audio / visual / audio-visual labels and events:
@@ -40,9 +40,11 @@ def parse(
     from .parser import CommitPolicy, OnlineParser
     from .sources.file import FileSource
     from .writers.jsonl import JsonlWriter
+    from .writers.timed_text import SrtWriter, TsvWriter, VttWriter
 
-    if output_format != "jsonl":
-        raise AvvpError(f"--format {output_format}: only jsonl is available in this version")
+    writers = {"jsonl": JsonlWriter, "tsv": TsvWriter, "srt": SrtWriter, "vtt": VttWriter}
+    if output_format not in writers:
+        raise AvvpError(f"--format {output_format}: choose one of {', '.join(writers)}")
     if window < 1 or (lookahead is not None and lookahead < 0) or batch < 1:
         raise AvvpError("--window and --batch must be >= 1, --lookahead >= 0")
     keep = np.ones(len(CLASSES), bool)
@@ -70,7 +72,8 @@ def parse(
               else CommitPolicy(window, lookahead))
     parser = OnlineParser(model, policy, threshold, extractor.device)
     tracker = EventTracker()
-    writer = JsonlWriter(sys.stdout)
+    writer = (JsonlWriter(sys.stdout) if output_format == "jsonl"
+              else writers[output_format](sys.stdout, name=source.stem))
     captured: dict[int, float] = {}
 
     def emit(results) -> None:

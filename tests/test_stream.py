@@ -65,7 +65,7 @@ def test_classes_filter_and_missing_audio(tmp_path):
     (["nope.mp4"], "file not found"),
     (["junk.mp4"], "not a readable media file"),
     (["ok.mp4", "--classes", "Kazoo"], "unknown class 'Kazoo'"),
-    (["ok.mp4", "--format", "srt"], "only jsonl"),
+    (["ok.mp4", "--format", "docx"], "choose one of jsonl, tsv, srt, vtt"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, fragment):
     (tmp_path / "junk.mp4").write_bytes(b"junk" * 500)
@@ -96,3 +96,20 @@ def test_ctrl_c_flushes_and_exits_130(tmp_path):
     opened = {(e["modality"], e["label"]) for e in events if e["state"] == "start"}
     closed = {(e["modality"], e["label"]) for e in events if e["state"] == "end"}
     assert opened == closed  # every open event was ended on the way out
+
+
+def test_tsv_srt_vtt_outputs_agree_with_the_events(tmp_path):
+    path = make_media(tmp_path / "clip.mp4", 3.0, size=(32, 32))
+    common = ["--random-weights", "--device", "cpu", "--resnet-frames", "1"]
+    events = [r for r in records(run(path, *common).stdout) if r["kind"] == "event" and r["state"] == "end"]
+    assert events  # random weights switch many classes on
+    tsv = run(path, *common, "--format", "tsv").stdout.splitlines()
+    assert tsv[0] == "filename\tonset\toffset\tevent_labels\tmodality"
+    rows = [line.split("\t") for line in tsv[1:]]
+    assert sorted((float(r[1]), float(r[2]), r[3], r[4]) for r in rows) == \
+        sorted((e["onset"], e["offset"], e["label"], e["modality"]) for e in events)
+    assert all(r[0] == "clip" for r in rows)
+    srt = run(path, *common, "--format", "srt").stdout
+    assert srt.startswith("1\n00:00:0") and srt.count(" --> ") == len(events)
+    vtt = run(path, *common, "--format", "vtt").stdout
+    assert vtt.startswith("WEBVTT\n\n") and vtt.count(" --> ") == len(events) and "," not in vtt.split("\n")[2]
