@@ -29,21 +29,36 @@ def nearest_indices(timestamps: np.ndarray, targets: np.ndarray) -> np.ndarray:
     return np.where(take_left, left, right)
 
 
-def select_nearest(frames: Iterable[tuple[float, F]], targets: np.ndarray) -> Iterator[F]:
-    """Streaming form of ``nearest_indices``: yields one frame per (sorted) target while
-    holding at most two decoded frames. Targets past the last frame get the last frame."""
-    targets = np.asarray(targets, dtype=np.float64)
-    i, prev = 0, None
-    for t, frame in frames:
-        while i < len(targets) and t >= targets[i]:
-            if prev is not None and targets[i] - prev[0] <= t - targets[i]:
-                yield prev[1]
-            else:
-                yield frame
-            i += 1
-        if i == len(targets):
+class NearestFramePicker:
+    """Streaming form of ``nearest_indices``: the frame nearest to each (increasing) target
+    time, decoding only as far as needed and holding two frames. Targets past the last
+    frame get the last frame; ``None`` only when there is no frame at all."""
+
+    def __init__(self, frames: Iterable[tuple[float, F]]):
+        self._frames = iter(frames)
+        self.prev: tuple[float, F] | None = None
+        self.cur: tuple[float, F] | None = None
+        self.ended = False
+
+    def pick(self, target: float) -> F | None:
+        while not self.ended and (self.cur is None or self.cur[0] < target):
+            nxt = next(self._frames, None)
+            if nxt is None:
+                self.ended = True
+                break
+            self.prev, self.cur = self.cur, nxt
+        if self.cur is None:
+            return None
+        if self.cur[0] >= target and self.prev is not None and target - self.prev[0] <= self.cur[0] - target:
+            return self.prev[1]
+        return self.cur[1]
+
+
+def select_nearest(frames: Iterable[tuple[float, F]], targets: Iterable[float]) -> Iterator[F]:
+    """One frame per target (see ``NearestFramePicker``)."""
+    picker = NearestFramePicker(frames)
+    for target in targets:
+        frame = picker.pick(float(target))
+        if frame is None:
             return
-        prev = (t, frame)
-    if prev is not None:
-        for _ in range(i, len(targets)):
-            yield prev[1]
+        yield frame

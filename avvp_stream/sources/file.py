@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AvvpError
-from ..features.timing import FRAMES_PER_SNIPPET
+from ..features.timing import FRAMES_PER_SNIPPET, NearestFramePicker
 
 SAMPLE_RATE = 16000
 BLACK_SIZE = (224, 224)
@@ -52,29 +52,6 @@ def open_media(path: Path):
         return av.open(str(path))
     except av.error.FFmpegError as exc:
         raise AvvpError(f"{path}: not a readable media file ({exc.strerror or exc})") from None
-
-
-class _FramePicker:
-    """The frame nearest to each (increasing) target time, decoding only as far as needed."""
-
-    def __init__(self, frames: Iterator[tuple[float, np.ndarray]]):
-        self._frames = frames
-        self.prev: tuple[float, np.ndarray] | None = None
-        self.cur: tuple[float, np.ndarray] | None = None
-        self.ended = False
-
-    def pick(self, target: float) -> np.ndarray | None:
-        while not self.ended and (self.cur is None or self.cur[0] < target):
-            nxt = next(self._frames, None)
-            if nxt is None:
-                self.ended = True
-                break
-            self.prev, self.cur = self.cur, nxt
-        if self.cur is None:
-            return None
-        if self.cur[0] >= target and self.prev is not None and target - self.prev[0] <= self.cur[0] - target:
-            return self.prev[1]
-        return self.cur[1]
 
 
 class FileSource:
@@ -134,7 +111,7 @@ class FileSource:
 
     def __iter__(self) -> Iterator[Snippet]:
         audio_iter = self._audio_chunks() if self.has_audio else None
-        picker = _FramePicker(self._video_frames()) if self.has_video else None
+        picker = NearestFramePicker(self._video_frames()) if self.has_video else None
         self.video_end = 0.0
         pending = np.zeros(0, np.float32)  # decoded samples not yet in a snippet
         decoded = 0  # samples decoded so far
