@@ -120,3 +120,17 @@ def test_clips_of_different_sizes_batch_like_alone(extractor):
     np.testing.assert_allclose(together[1].video_2d, alone.video_2d, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(together[1].video_3d, alone.video_3d, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(together[1].audio, alone.audio, atol=1e-4)
+
+
+def test_torchvision_state_dicts_load_into_the_feature_nets():
+    from torchvision.models.video import r2plus1d_18
+
+    from avvp_stream.features import visual
+
+    torch.manual_seed(3)
+    source = r2plus1d_18().eval()  # the layout torchvision's KINETICS400_V1 file has
+    net = visual.r2plus1d_18(source.state_dict()).eval()
+    x = torch.randn(1, 3, 8, 112, 112)
+    with torch.no_grad():
+        source.fc = torch.nn.Identity()
+        torch.testing.assert_close(net(x), source(x))

@@ -35,23 +35,25 @@ def prepare_3d(clips: Tensor) -> Tensor:
     return _normalize(x, KINETICS_MEAN, KINETICS_STD, 1)
 
 
-def resnet152(state_dict: dict | None = None) -> nn.Module:
-    """ResNet-152 returning the 2048-d average-pooled feature."""
-    from torchvision.models import resnet152 as build
-
+def _pooled_feature_net(build, state_dict: dict | None) -> nn.Module:
+    """A torchvision classifier with its weights, its last layer replaced by the identity
+    so that it returns the average-pooled feature."""
     net = build(weights=None)
     if state_dict is not None:
         net.load_state_dict(state_dict)
     net.fc = nn.Identity()
     return net
+
+
+def resnet152(state_dict: dict | None = None) -> nn.Module:
+    """ResNet-152 returning the 2048-d average-pooled feature."""
+    from torchvision.models import resnet152 as build
+
+    return _pooled_feature_net(build, state_dict)
 
 
 def r2plus1d_18(state_dict: dict | None = None) -> nn.Module:
     """R(2+1)D-18 returning the 512-d average-pooled feature."""
     from torchvision.models.video import r2plus1d_18 as build
 
-    net = build(weights=None)
-    if state_dict is not None:
-        net.load_state_dict(state_dict)
-    net.fc = nn.Identity()
-    return net
+    return _pooled_feature_net(build, state_dict)
