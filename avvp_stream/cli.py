@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -12,6 +14,20 @@ from .errors import AvvpError, run_cli
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Label every second of a video with what is heard, seen, or both (25 LLP classes).")
+
+
+@contextmanager
+def deferred_interrupt():
+    """Hold Ctrl-C until the block is done, so that a snippet and its events are written
+    together: the interrupt never leaves an event started in the tracker but not on disk."""
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if received:
+            raise KeyboardInterrupt
 
 
 @app.command()
@@ -77,6 +93,10 @@ def parse(
     captured: dict[int, float] = {}
 
     def emit(results) -> None:
+        with deferred_interrupt():
+            _emit(results)
+
+    def _emit(results) -> None:
         for r in results:
             labels = {"audio": r.audio & keep, "visual": r.visual & keep, "audio_visual": r.audio_visual & keep}
             if r.final or lookahead is not None:

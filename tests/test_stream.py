@@ -86,7 +86,8 @@ def test_ctrl_c_flushes_and_exits_130(tmp_path):
     first = proc.stdout.readline()  # the first snippet is out: parsing is under way
     assert json.loads(first)["kind"] == "snippet"
     proc.send_signal(signal.SIGINT)
-    rest, err = proc.communicate(timeout=120)
+    proc.wait(timeout=120)  # output is small: the pipes cannot fill up
+    rest, err = proc.stdout.read(), proc.stderr.read()  # through the same buffer readline used
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     recs = records(first + rest)
