@@ -1,6 +1,11 @@
 import numpy as np
 
-from avvp_stream.features.timing import nearest_indices, select_nearest, snippet_times
+from avvp_stream.features.timing import NearestFramePicker, nearest_indices, snippet_times
+
+
+def pick_all(frames, targets):
+    picker = NearestFramePicker(frames)
+    return [picker.pick(float(t)) for t in targets]
 
 
 def brute_force(ts, targets):
@@ -14,7 +19,7 @@ def test_nearest_frame_rule_on_variable_frame_rate():
         targets = snippet_times(0.0) if rng.random() < 0.5 else np.sort(rng.uniform(0, ts[-1] + 0.5, 16))
         expected = brute_force(ts, targets)
         np.testing.assert_array_equal(nearest_indices(ts, targets), expected)
-        picked = list(select_nearest(((t, i) for i, t in enumerate(ts)), targets))
+        picked = pick_all(((t, i) for i, t in enumerate(ts)), targets)
         np.testing.assert_array_equal(picked, expected)
 
 
@@ -22,4 +27,5 @@ def test_snippet_times_and_ties():
     np.testing.assert_allclose(snippet_times(3.0), 3.0 + np.arange(8) / 8)
     ts = np.array([0.0, 0.25])
     assert nearest_indices(ts, np.array([0.125])).tolist() == [0]  # a tie goes to the earlier frame
-    assert list(select_nearest([(0.0, "a"), (0.25, "b")], np.array([0.125, 0.2, 5.0]))) == ["a", "b", "b"]
+    assert pick_all([(0.0, "a"), (0.25, "b")], [0.125, 0.2, 5.0]) == ["a", "b", "b"]
+    assert NearestFramePicker(iter([])).pick(0.0) is None

@@ -6,7 +6,7 @@ uses presentation timestamps, so variable frame rate video is handled the same w
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import TypeVar
 
 import numpy as np
@@ -52,13 +52,3 @@ class NearestFramePicker:
         if self.cur[0] >= target and self.prev is not None and target - self.prev[0] <= self.cur[0] - target:
             return self.prev[1]
         return self.cur[1]
-
-
-def select_nearest(frames: Iterable[tuple[float, F]], targets: Iterable[float]) -> Iterator[F]:
-    """One frame per target (see ``NearestFramePicker``)."""
-    picker = NearestFramePicker(frames)
-    for target in targets:
-        frame = picker.pick(float(target))
-        if frame is None:
-            return
-        yield frame
