@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from avvp_stream.features import vggish, visual
+from avvp_stream.features import vggish
 from avvp_stream.features.extractor import FeatureExtractor
 from avvp_stream.sources.clip import decode_clip
 
@@ -39,30 +39,23 @@ def timed(fn, repeats: int, sync) -> float:
 
 
 def per_network(fx: FeatureExtractor, audio, frames, repeats, sync) -> dict:
-    """Seconds per snippet of each network (with its preprocessing), batch of len(frames)."""
+    """Seconds per snippet of each network (with its preprocessing), batch of len(frames),
+    through the extractor's own per-network steps."""
     n = frames.shape[0]
-    dev = fx.device
-    fr = torch.as_tensor(frames)
-    dtype = torch.float16 if fx.half else torch.float32
+    fr = torch.as_tensor(frames).to(fx.device)
+    wave = torch.as_tensor(audio).to(fx.device)
 
     def run_vggish():
         with torch.inference_mode():
-            fx.vggish(vggish.examples(torch.as_tensor(audio).to(dev), num=1)[:, 0])
+            fx.vggish(vggish.examples(wave, num=1)[:, 0])
 
     def run_resnet():
         with torch.inference_mode():
-            sel = fr[:, torch.as_tensor(fx.resnet_subset)].reshape(-1, *fr.shape[2:])
-            x = visual.prepare_2d(sel.to(dev)).to(dtype)
-            if fx.fast:
-                x = x.contiguous(memory_format=torch.channels_last)
-            fx.resnet(x)
+            fx.run_2d(fx.prepare_2d(fr))
 
     def run_r2p1d():
         with torch.inference_mode():
-            x = visual.prepare_3d(fr.to(dev)).to(dtype)
-            if fx.fast:
-                x = x.contiguous(memory_format=torch.channels_last_3d)
-            fx.r2plus1d(x)
+            fx.run_3d(fx.prepare_3d(fr))
 
     return {name: timed(fn, repeats, sync) / n for name, fn in
             (("vggish", run_vggish), ("resnet152", run_resnet), ("r2plus1d_18", run_r2p1d))}

@@ -115,27 +115,42 @@ class FeatureExtractor:
 
     def _prepare(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """uint8 (N, 8, H, W, 3) -> ResNet input (N*k, 3, 224, 224), R(2+1)D input (N, 3, 8, 112, 112)."""
-        dtype = torch.float16 if self.half else torch.float32
         frames = frames.to(self.device)
-        chosen = frames[:, torch.as_tensor(self.resnet_subset, device=self.device)]
-        x2d = visual.prepare_2d(chosen.reshape(-1, *frames.shape[2:])).to(dtype)
-        return x2d, visual.prepare_3d(frames).to(dtype)
+        return self.prepare_2d(frames), self.prepare_3d(frames)
+
+    @property
+    def _dtype(self) -> torch.dtype:
+        return torch.float16 if self.half else torch.float32
+
+    def prepare_2d(self, frames: torch.Tensor) -> torch.Tensor:
+        """The profile's frames of each snippet, preprocessed for ResNet-152."""
+        chosen = frames[:, torch.as_tensor(self.resnet_subset, device=frames.device)]
+        return visual.prepare_2d(chosen.reshape(-1, *frames.shape[2:])).to(self._dtype)
+
+    def prepare_3d(self, frames: torch.Tensor) -> torch.Tensor:
+        return visual.prepare_3d(frames).to(self._dtype)
+
+    def run_2d(self, x2d: torch.Tensor) -> torch.Tensor:
+        """ResNet-152 in calls of ``frame_batch`` frames -> (N*k, 2048) float32."""
+        fmt = torch.channels_last if self.fast else torch.contiguous_format
+        return torch.cat([self.resnet(x2d[i:i + self.frame_batch].contiguous(memory_format=fmt)).float()
+                          for i in range(0, x2d.shape[0], self.frame_batch)])
+
+    def run_3d(self, x3d: torch.Tensor) -> torch.Tensor:
+        """R(2+1)D-18 on as many clips as ``frame_batch`` frames -> (N, 512) float32."""
+        fmt = torch.channels_last_3d if self.fast else torch.contiguous_format
+        clip_batch = max(1, self.frame_batch // FRAMES_PER_SNIPPET)
+        return torch.cat([self.r2plus1d(x3d[i:i + clip_batch].contiguous(memory_format=fmt)).float()
+                          for i in range(0, x3d.shape[0], clip_batch)])
 
     def _run(self, mel: torch.Tensor, x2d: torch.Tensor, x3d: torch.Tensor) -> Features:
-        """The three networks over a batch of snippets (any number of videos), in chunks."""
+        """The three networks over a batch of snippets (any number of videos)."""
         n = mel.shape[0]
         audio = self.vggish(mel.to(self.device, torch.float32))
-        fmt2, fmt3 = ((torch.channels_last, torch.channels_last_3d) if self.fast
-                      else (torch.contiguous_format, torch.contiguous_format))
-        out_2d = [self.resnet(x2d[i:i + self.frame_batch].contiguous(memory_format=fmt2)).float()
-                  for i in range(0, x2d.shape[0], self.frame_batch)]
-        clip_batch = max(1, self.frame_batch // FRAMES_PER_SNIPPET)
-        out_3d = [self.r2plus1d(x3d[i:i + clip_batch].contiguous(memory_format=fmt3)).float()
-                  for i in range(0, n, clip_batch)]
         return Features(
             audio=audio.float().cpu().numpy(),
-            video_2d=torch.cat(out_2d).reshape(n, len(self.resnet_subset), -1).cpu().numpy(),
-            video_3d=torch.cat(out_3d).cpu().numpy(),
+            video_2d=self.run_2d(x2d).reshape(n, len(self.resnet_subset), -1).cpu().numpy(),
+            video_3d=self.run_3d(x3d).cpu().numpy(),
         )
 
     @torch.inference_mode()
