@@ -10,14 +10,13 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import AvvpError
-from .paths import cache_home
+from .paths import atomic_write, cache_home
 
 CHUNK = 1 << 20
 
@@ -108,32 +107,27 @@ def cached_path(spec: WeightFile) -> Path:
 
 
 def download(spec: WeightFile, dest: Path, timeout: float = 30.0, progress: bool = True) -> Path:
-    """Fetch ``spec.url`` to ``dest`` through a temporary file; verify, then rename."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            try:
-                response = urllib.request.urlopen(spec.url, timeout=timeout)
-            except (urllib.error.URLError, OSError) as exc:
-                reason = getattr(exc, "reason", exc)
-                raise AvvpError(f"cannot download {spec.name} from {spec.url}: {reason}") from None
-            with response:
-                total = int(response.headers.get("Content-Length") or 0) or None
-                received = _copy(response, out, total, f"downloading {spec.filename}", progress)
+    """Fetch ``spec.url`` into a temporary file beside ``dest``; verify, then rename."""
+
+    def fetch(tmp: str) -> None:
+        try:
+            response = urllib.request.urlopen(spec.url, timeout=timeout)
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise AvvpError(f"cannot download {spec.name} from {spec.url}: {reason}") from None
+        with response, open(tmp, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            received = _copy(response, out, total, f"downloading {spec.filename}", progress)
         if total is not None and received != total:
             raise AvvpError(f"download of {spec.name} from {spec.url} was cut off at {received} of {total} bytes")
-        problem = verify(tmp, spec)
+        problem = verify(Path(tmp), spec)
         if problem:
             raise AvvpError(f"download of {spec.name} from {spec.url} is corrupt ({problem}); nothing was cached")
-        os.replace(tmp, dest)
-        return dest
+
+    try:
+        return atomic_write(dest, fetch, suffix=".part")
     except (OSError, TimeoutError) as exc:
         raise AvvpError(f"download of {spec.name} from {spec.url} failed: {exc}") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _copy(response, out, total: int | None, desc: str, progress: bool) -> int:
