@@ -86,8 +86,11 @@ def test_ctrl_c_flushes_and_exits_130(tmp_path):
     first = proc.stdout.readline()  # the first snippet is out: parsing is under way
     assert json.loads(first)["kind"] == "snippet"
     proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=120)  # output is small: the pipes cannot fill up
-    rest, err = proc.stdout.read(), proc.stderr.read()  # through the same buffer readline used
+    # Drain stdout through the buffer readline used (communicate() would bypass it) while
+    # the child finishes; its stderr is a few lines and cannot fill the pipe.
+    rest = proc.stdout.read()
+    err = proc.stderr.read()
+    proc.wait(timeout=120)
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     recs = records(first + rest)
