@@ -1,10 +1,9 @@
-"""``avvp-stream``: parse a media file into audible, visible and audio-visual events."""
+"""``avvp-stream``: parse a media file or a live camera / microphone into audible,
+visible and audio-visual events."""
 
 from __future__ import annotations
 
-import signal
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -13,56 +12,19 @@ import typer
 from .errors import AvvpError, run_cli
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Label every second of a video with what is heard, seen, or both (25 LLP classes).")
+                  help="Label every second of a video or a live camera/microphone with what is heard, seen, "
+                       "or both (25 LLP classes).")
+
+SOURCES = ("file", "webcam", "camera", "mic")
+FORMATS = ("auto", "table", "jsonl", "tsv", "srt", "vtt")
+BACKENDS = ("auto", "torch")
 
 
-@contextmanager
-def deferred_interrupt():
-    """Hold Ctrl-C until the block is done, so that a snippet and its events are written
-    together: the interrupt never leaves an event started in the tracker but not on disk."""
-    received = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        if received:
-            raise KeyboardInterrupt
-
-
-@app.command()
-def parse(
-    source: Path = typer.Argument(..., help="Media file (mp4, mkv, webm, avi, wav, mp3...)."),
-    checkpoint: Optional[str] = typer.Option(None, help="HAN checkpoint (ours or the official MMIL_Net.pt). Default: the official one, from the cache or downloaded once."),
-    random_weights: bool = typer.Option(False, "--random-weights", help="Every network randomly initialised, no weight files (smoke tests, benchmarks)."),
-    device: str = typer.Option("auto", help="torch device: auto, cpu, cuda, cuda:N."),
-    window: int = typer.Option(10, help="Snippets per HAN window (trained on 10)."),
-    lookahead: Optional[int] = typer.Option(None, help="Snippets after which a snippet's labels are final; provisional labels are printed before. Default: labels from full windows only, printed once final (offline)."),
-    threshold: float = typer.Option(0.5, help="Probability threshold (the official 0.5)."),
-    classes: Optional[str] = typer.Option(None, help="Comma-separated class names to report (default: all 25)."),
-    resnet_frames: int = typer.Option(8, help="Frames per snippet through ResNet-152 (8 = as LLP; 2 = fast CPU profile)."),
-    output_format: str = typer.Option("jsonl", "--format", help="jsonl: one JSON object per snippet and per event change; tsv: LLP's filename/onset/offset/event_labels (+ modality) per ended event; srt or vtt: subtitles, one cue per ended event."),
-    batch: int = typer.Option(8, help="Snippets extracted per batch."),
-):
-    """Parse a media file into per-second audio / visual / audio-visual labels and events:
-    JSON Lines on stdout (flushed line by line), notes on stderr. Ctrl-C ends the open
-    events and exits with 130."""
+def _keep_mask(classes: Optional[str]):
     import numpy as np
-    import torch
 
     from .classes import CLASS_INDEX, CLASSES
-    from .events import EventTracker
-    from .features.extractor import FeatureExtractor
-    from .parser import CommitPolicy, OnlineParser
-    from .sources.file import FileSource
-    from .writers.jsonl import JsonlWriter
-    from .writers.timed_text import SrtWriter, TsvWriter, VttWriter
 
-    writers = {"jsonl": JsonlWriter, "tsv": TsvWriter, "srt": SrtWriter, "vtt": VttWriter}
-    if output_format not in writers:
-        raise AvvpError(f"--format {output_format}: choose one of {', '.join(writers)}")
-    if window < 1 or (lookahead is not None and lookahead < 0) or batch < 1:
-        raise AvvpError("--window and --batch must be >= 1, --lookahead >= 0")
     keep = np.ones(len(CLASSES), bool)
     if classes:
         names = [c.strip() for c in classes.split(",") if c.strip()]
@@ -71,10 +33,108 @@ def parse(
             raise AvvpError(f"unknown class {unknown[0]!r}; classes are: {', '.join(CLASSES)}")
         keep[:] = False
         keep[[CLASS_INDEX[c] for c in names]] = True
-    src = FileSource(source)
+    return keep
+
+
+def _note(message: str) -> None:
+    print(f"avvp-stream: {message}", file=sys.stderr, flush=True)
+
+
+@app.command()
+def parse(
+    media: Optional[Path] = typer.Argument(None, metavar="[FILE]", help="Media file (mp4, mkv, webm, avi, wav, mp3...). Omit it with --source webcam|camera|mic."),
+    source: Optional[str] = typer.Option(None, help="file (default when FILE is given); webcam: camera + microphone, live; camera: camera only (audio fed as silence); mic: microphone only (video fed as black frames)."),
+    camera: str = typer.Option("0", help="Camera for --source webcam/camera: an index (0 = /dev/video0), a device path, a stream URL, or a video file played as if it were a camera."),
+    mic: Optional[str] = typer.Option(None, help="Microphone: an index or part of a device name (default: the system's default input)."),
+    duration: Optional[float] = typer.Option(None, help="Stop after this many seconds of input (live: of capture; file: of media)."),
+    checkpoint: Optional[str] = typer.Option(None, help="HAN checkpoint (ours or the official MMIL_Net.pt). Default: the official one, from the cache or downloaded once."),
+    random_weights: bool = typer.Option(False, "--random-weights", help="Every network randomly initialised, no weight files (smoke tests, benchmarks)."),
+    device: str = typer.Option("auto", help="torch device: auto, cpu, cuda, cuda:N."),
+    backend: str = typer.Option("auto", help="Inference engine: auto or torch (ONNX Runtime, CUDA graphs and TensorRT come with avvp-export)."),
+    window: int = typer.Option(10, help="Snippets per HAN window (trained on 10)."),
+    lookahead: Optional[int] = typer.Option(None, help="Snippets after which a snippet's labels are final; provisional labels are printed before. Default: live 0 (final at once); file: labels from full windows only, printed once final."),
+    threshold: float = typer.Option(0.5, help="Probability threshold (the official 0.5)."),
+    classes: Optional[str] = typer.Option(None, help="Comma-separated class names to report (default: all 25)."),
+    resnet_frames: Optional[int] = typer.Option(None, help="Frames per snippet through ResNet-152: 8 = as LLP (default for files and on a GPU); 2 = the fast profile (default for live input on a CPU)."),
+    output_format: str = typer.Option("auto", "--format", help="auto: a live table on a terminal, jsonl otherwise; jsonl: one JSON object per snippet and per event change (and a closing summary for live input); tsv: LLP's filename/onset/offset/event_labels (+ modality) per ended event; srt or vtt: subtitles, one cue per ended event."),
+    plot: Optional[Path] = typer.Option(None, help="Also draw the event timeline (audio, visual, audio-visual rows, like the paper's Fig. 1) into this PNG at the end."),
+    policy: str = typer.Option("skip", help="Live input when compute falls behind: skip (drop the oldest waiting snippets, labels stay near real time) or lag (keep every snippet, labels fall behind). Every drop is counted and reported."),
+    queue: Optional[int] = typer.Option(None, help="Snippets that may wait for compute (default: skip 1, the newest; lag 600)."),
+    freeze_seconds: float = typer.Option(5.0, help="A live camera sending the same frame this long counts as frozen (a fault)."),
+    batch: int = typer.Option(8, help="Snippets extracted per batch (files; live input batches what is waiting)."),
+):
+    """Parse a media file, or live input with --source, into per-second audio / visual /
+    audio-visual labels and events. Notes go to stderr; outputs are flushed line by line,
+    and Ctrl-C ends the open events and exits with 130."""
+    import torch
+
+    from .events import EventTracker
+    from .features.extractor import FeatureExtractor
+    from .parser import CommitPolicy, OnlineParser
+    from .pipeline import Writers, parse_snippets
+    from .writers.jsonl import JsonlWriter
+    from .writers.timed_text import SrtWriter, TsvWriter, VttWriter
+
+    source = source or ("file" if media is not None else None)
+    if source is None:
+        raise AvvpError("give a media FILE, or --source webcam|camera|mic for live input")
+    if source not in SOURCES:
+        raise AvvpError(f"--source {source}: choose one of {', '.join(SOURCES)}")
+    live = source != "file"
+    if source == "file" and media is None:
+        raise AvvpError("--source file needs a media FILE")
+    if live and media is not None:
+        raise AvvpError(f"--source {source} reads live input; give a video file to play as a camera with --camera")
+    if output_format not in FORMATS:
+        raise AvvpError(f"--format {output_format}: choose one of {', '.join(FORMATS)}")
+    if backend not in BACKENDS:
+        raise AvvpError(f"--backend {backend}: available here: {', '.join(BACKENDS)} (the others come with the export work)")
+    if window < 1 or (lookahead is not None and lookahead < 0) or batch < 1:
+        raise AvvpError("--window and --batch must be >= 1, --lookahead >= 0")
+    if duration is not None and duration <= 0:
+        raise AvvpError("--duration must be > 0 seconds")
+    if resnet_frames is not None and not 1 <= resnet_frames <= 8:
+        raise AvvpError("--resnet-frames must be between 1 and 8")
+    from .pacing import POLICIES
+
+    if policy not in POLICIES:
+        raise AvvpError(f"--policy {policy}: choose one of {', '.join(POLICIES)}")
+    keep = _keep_mask(classes)
+    if output_format == "auto":
+        output_format = "table" if sys.stdout.isatty() else "jsonl"
+    name = media.stem if media is not None else source
+    timeline = None
+    if plot is not None:
+        from .writers.timeline import TimelinePlot
+
+        timeline = TimelinePlot(plot, title=f"{media.name if media else source}")
+
+    # Open the input first: a missing camera or microphone fails before minutes of model loading.
+    if live:
+        from .sources.camera import parse_camera
+        from .sources.live import LiveSource
+        from .sources.microphone import parse_device
+
+        src = LiveSource(camera=parse_camera(camera) if source in ("webcam", "camera") else None,
+                         microphone=source in ("webcam", "mic"), mic_device=parse_device(mic),
+                         duration=duration, policy=policy, queue_size=queue, freeze_seconds=freeze_seconds)
+        label = source
+    else:
+        from .sources.file import FileSource
+
+        src = FileSource(media, max_seconds=duration)
+        label = str(media)
     for note in src.notes:
-        print(f"avvp-stream: {source}: {note}", file=sys.stderr)
-    extractor = FeatureExtractor(device=device, random_weights=random_weights, resnet_frames=resnet_frames)
+        _note(f"{label}: {note}")
+
+    from .device import resolve_device
+
+    run_device = resolve_device(device)
+    if resnet_frames is None:
+        resnet_frames = 2 if live and run_device.type == "cpu" else 8
+        if live and resnet_frames == 2:
+            _note("live input on a CPU: 2 frames per snippet through ResNet-152 (--resnet-frames 8 for the full profile)")
+    extractor = FeatureExtractor(device=str(run_device), random_weights=random_weights, resnet_frames=resnet_frames)
     if random_weights:
         from .model import HAN
 
@@ -84,52 +144,80 @@ def parse(
         from .checkpoint import load_model
 
         model = load_model(checkpoint or "official", extractor.device)
-    policy = (CommitPolicy(window, window - 1, full_windows_only=True) if lookahead is None
-              else CommitPolicy(window, lookahead))
-    parser = OnlineParser(model, policy, threshold, extractor.device)
-    tracker = EventTracker()
-    writer = (JsonlWriter(sys.stdout) if output_format == "jsonl"
-              else writers[output_format](sys.stdout, name=source.stem))
-    captured: dict[int, float] = {}
+    if lookahead is None:
+        policy_ = CommitPolicy(window, 0) if live else CommitPolicy(window, window - 1, full_windows_only=True)
+    else:
+        policy_ = CommitPolicy(window, lookahead)
+    parser = OnlineParser(model, policy_, threshold, extractor.device)
+    if output_format == "table":
+        from .writers.table import TableWriter
 
-    def emit(results) -> None:
-        with deferred_interrupt():
-            _emit(results)
+        out = TableWriter(title=f"avvp-stream: {label}")
+    elif output_format == "jsonl":
+        out = JsonlWriter(sys.stdout)
+    else:
+        out = {"tsv": TsvWriter, "srt": SrtWriter, "vtt": VttWriter}[output_format](sys.stdout, name=name)
+    writer = Writers(out, *([timeline] if timeline else []))
+    provisional = lookahead is not None or live
 
-    def _emit(results) -> None:
-        for r in results:
-            labels = {"audio": r.audio & keep, "visual": r.visual & keep, "audio_visual": r.audio_visual & keep}
-            if r.final or lookahead is not None:
-                writer.snippet(r.index, float(r.index), labels, r.final, captured.pop(r.index, None) if r.final else captured.get(r.index))
-            if r.final:
-                for ev in tracker.update(float(r.index), labels):
-                    writer.event(ev)
-
-    def run_batch(snippets) -> None:
-        feats = extractor.snippets(np.stack([s.audio for s in snippets]), np.stack([s.frames for s in snippets]))
-        for s, a, v2d, v3d in zip(snippets, feats.audio, feats.video_2d, feats.video_3d):
-            captured[s.index] = s.captured_at
-            parser.insert_snippet(a, v2d, v3d)
-        emit(parser.process())
-
-    pending = []
+    if live:
+        _parse_live(src, extractor, parser, writer, out, keep, provisional, batch)
+        return
     try:
-        for snippet in src:
-            pending.append(snippet)
-            if len(pending) >= batch:
-                run_batch(pending)
-                pending = []
-        if pending:
-            run_batch(pending)
-    finally:  # Ctrl-C or an error: what was parsed is still flushed, open events closed
-        if parser.seen:
-            emit(parser.finish())
-        for ev in tracker.close():
-            writer.event(ev)
-    if parser.seen == 0:
-        raise AvvpError(f"{source}: shorter than half a second, nothing to parse")
+        parsed = parse_snippets(_file_batches(src, batch), extractor, parser, writer, keep=keep,
+                                provisional=provisional, tracker=EventTracker())
+    finally:
+        writer.close()
+    if parsed == 0:
+        raise AvvpError(f"{media}: shorter than half a second, nothing to parse")
     if src.stopped:
-        raise AvvpError(f"{source}: stopped after {parser.seen} s: {src.stopped}")
+        raise AvvpError(f"{media}: stopped after {parsed} s: {src.stopped}")
+
+
+def _file_batches(src, batch: int):
+    pending = []
+    for snippet in src:
+        pending.append(snippet)
+        if len(pending) >= batch:
+            yield pending
+            pending = []
+    if pending:
+        yield pending
+
+
+def _parse_live(src, extractor, parser, writer, out, keep, provisional: bool, batch: int) -> None:
+    from dataclasses import asdict
+
+    from .pipeline import parse_snippets
+
+    src.start()
+    try:
+        parse_snippets(src.batches(batch), extractor, parser, writer, keep=keep, provisional=provisional)
+    finally:
+        src.stop()
+        stats = asdict(src.stats)
+        stats["mic_ppm"] = None if stats["mic_ppm"] is None else round(stats["mic_ppm"], 1)
+        stats["camera_fps"] = None if stats["camera_fps"] is None else round(stats["camera_fps"], 2)
+        stats["audio_gap_seconds"] = round(stats["audio_gap_seconds"], 3)
+        if hasattr(out, "summary"):
+            out.summary(stats)
+        writer.close()
+        _note(_summary_line(stats, src.queue.policy))
+    if src.fault:
+        raise AvvpError(f"{src.fault}; stopped after {stats['snippets']} s of input")
+
+
+def _summary_line(stats: dict, policy: str) -> str:
+    parts = [f"{stats['snippets']} snippets captured"]
+    parts.append(f"{stats['dropped']} dropped (compute behind, --policy {policy})")
+    parts.append(f"{stats['audio_gaps']} audio gaps ({stats['audio_gap_seconds']:g} s filled with silence)")
+    parts.append(f"{stats['frame_gaps']} frames filled")
+    parts.append(f"{stats['overflows']} microphone overflows")
+    if stats["mic_ppm"] is not None:
+        parts.append(f"microphone clock {stats['mic_ppm']:+.1f} ppm against the host (corrected)")
+    if stats["camera_fps"] is not None:
+        parts.append(f"camera {stats['camera_fps']:.2f} fps")
+    return "live: " + ", ".join(parts)
 
 
 def main() -> None:

@@ -34,6 +34,8 @@ class EventTracker:
         """``labels``: modality -> (C,) bool of one final snippet starting at ``start``."""
         events = []
         end = start + self.snippet_seconds
+        if start > self._end + 1e-6 and self._open:  # snippets were dropped: nothing is known of the gap
+            events.extend(self.close())
         for modality in MODALITIES:
             active = labels[modality]
             for c, name in enumerate(self.classes):
@@ -50,6 +52,7 @@ class EventTracker:
         return events
 
     def close(self) -> list[Event]:
+        """End every open event at the end of the last snippet seen."""
         events = [Event(m, self.classes[c], onset, self._end, "end") for (m, c), onset in sorted(self._open.items())]
         self._open.clear()
         return events

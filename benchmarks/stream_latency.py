@@ -5,10 +5,14 @@ Latency: a file is fed one snippet at a time with lookahead 0 (the live setting)
 each snippet, the time from the moment its last sample and frame were decoded to its
 final labels. Offline: the whole clip parsed in batches with full windows; real-time
 factor = compute seconds / media seconds (below 1 is faster than real time).
+Live: the clip played as a camera (OpenCV, at its frame rate) through ``LiveSource`` and
+the same pipeline as ``avvp-stream --source camera``: per snippet, host time from the end
+of its second to its final labels being written (this includes waiting for the second's
+last frame and any queueing), and how many snippets the skip policy dropped.
 Random-initialised networks (no weights can be downloaded here): costs are those of the
 real architectures.
 
-    python benchmarks/stream_latency.py [--clip PATH] [--device cpu] [--json out.json]
+    python benchmarks/stream_latency.py [--clip PATH] [--device cpu] [--json out.json] [--no-live]
 """
 
 from __future__ import annotations
@@ -65,11 +69,41 @@ def offline_rtf(path: Path, extractor: FeatureExtractor, model: HAN, batch: int 
     return (time.perf_counter() - t0) / len(snippets)
 
 
+class _Latencies:
+    """A writer that keeps emit - capture for every final snippet."""
+
+    def __init__(self):
+        self.values: list[float] = []
+
+    def snippet(self, index, start, labels, final, captured_at, **_):
+        if final:
+            self.values.append(time.time() - captured_at)
+
+    def event(self, ev):
+        pass
+
+
+def live_camera_run(path: Path, extractor: FeatureExtractor, model: HAN) -> tuple[list[float], int, int]:
+    from avvp_stream.pipeline import parse_snippets
+    from avvp_stream.sources.live import LiveSource
+
+    parser = OnlineParser(model, CommitPolicy(window=10, lookahead=0), device=extractor.device)
+    src = LiveSource(camera=str(path), policy="skip")
+    out = _Latencies()
+    src.start()
+    try:
+        parse_snippets(src.batches(8), extractor, parser, out)
+    finally:
+        src.stop()
+    return out.values, src.stats.snippets, src.stats.dropped
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clip", type=Path, default=DEFAULT_CLIP)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--no-live", action="store_true", help="skip the live camera runs")
     args = ap.parse_args()
     torch.manual_seed(0)
     model = HAN().eval().to(args.device)
@@ -83,6 +117,13 @@ def main() -> None:
                          "offline_real_time_factor": rtf}
         print(f"{name:17s} latency p50 {results[name]['latency_p50_s']:.2f} s  p99 {results[name]['latency_p99_s']:.2f} s  "
               f"offline real-time factor {rtf:.2f}", flush=True)
+        if not args.no_live and name != "eager_fp32":
+            live, captured, dropped = live_camera_run(args.clip, fx, model)
+            results[name].update(live_latency_p50_s=float(np.percentile(live, 50)),
+                                 live_latency_p99_s=float(np.percentile(live, 99)),
+                                 live_captured=captured, live_dropped=dropped)
+            print(f"{'':17s} live camera: {captured} snippets, {dropped} dropped (skip), emitted latency "
+                  f"p50 {np.percentile(live, 50):.2f} s  p99 {np.percentile(live, 99):.2f} s", flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1) + "\n")
 

@@ -6,6 +6,8 @@ Records (stable; class names as in the LLP files; times in seconds):
 "audio_visual": [...], "final": true, "captured_at": <unix time>, "emitted_at": <unix time>}``
 ``{"kind": "event", "modality": "audio", "label": "Dog", "onset": 3.0, "offset": 6.0,
 "state": "end", "emitted_at": <unix time>}`` (``offset`` null while the event is open).
+A live run ends with ``{"kind": "summary", "snippets": 30, "dropped": 2, ...}`` (see
+``summary``): what was dropped, filled with silence or repeated frames, and measured.
 """
 
 from __future__ import annotations
@@ -27,10 +29,13 @@ class JsonlWriter:
         self.out.write(json.dumps(record) + "\n")
         self.out.flush()
 
-    def snippet(self, index: int, start: float, labels: dict, final: bool, captured_at: float) -> None:
+    def snippet(self, index: int, start: float, labels: dict, final: bool, captured_at: float, **_) -> None:
         names = {m: [self.classes[c] for c, on in enumerate(v) if on] for m, v in labels.items()}
         self._write({"kind": "snippet", "index": index, "start": start, "end": start + 1.0, **names,
                      "final": final, "captured_at": captured_at, "emitted_at": time.time()})
+
+    def summary(self, stats: dict) -> None:
+        self._write({"kind": "summary", **stats, "emitted_at": time.time()})
 
     def event(self, ev: Event) -> None:
         self._write({"kind": "event", "modality": ev.modality, "label": ev.label, "onset": ev.onset,
