@@ -181,6 +181,8 @@ class HAN(nn.Module):
     def __init__(self, config: HANConfig | None = None):
         super().__init__()
         self.config = cfg = config or HANConfig()
+        # Attentive pooling through the fused op (avvp-export build-ext); same outputs.
+        self.fused_pooling = False
         d = cfg.d_model
         self.fc_prob = nn.Linear(d, cfg.num_classes)
         if cfg.pooling == "attentive":
@@ -231,8 +233,15 @@ class HAN(nn.Module):
             v = v * keep[:, 1, None, None]
         a, v = self.temporal(a, v)
         x = torch.stack([a, v], dim=2)  # (B, T, 2, d)
-        frame_prob = torch.sigmoid(self.fc_prob(x))
         attentive = self.config.pooling == "attentive"
+        if attentive and self.fused_pooling and keep is None:
+            from avvp_stream.export.ops import attentive_pool
+
+            heads = (self.fc_prob, self.fc_frame_att, self.fc_av_att)
+            video_prob, audio_prob, visual_prob, frame_prob = attentive_pool(
+                x, torch.cat([h.weight for h in heads]), torch.cat([h.bias for h in heads]))
+            return video_prob, audio_prob, visual_prob, frame_prob
+        frame_prob = torch.sigmoid(self.fc_prob(x))
         video_prob, audio_prob, visual_prob = mmil_pool(
             frame_prob,
             self.fc_frame_att(x) if attentive else None,
