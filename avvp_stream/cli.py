@@ -17,7 +17,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 
 SOURCES = ("file", "webcam", "camera", "mic")
 FORMATS = ("auto", "table", "jsonl", "tsv", "srt", "vtt")
-BACKENDS = ("auto", "torch")
+BACKENDS = ("auto", "torch", "onnxruntime", "cuda-graph", "tensorrt")
 
 
 def _keep_mask(classes: Optional[str]):
@@ -50,7 +50,7 @@ def parse(
     checkpoint: Optional[str] = typer.Option(None, help="HAN checkpoint (ours or the official MMIL_Net.pt). Default: the official one, from the cache or downloaded once."),
     random_weights: bool = typer.Option(False, "--random-weights", help="Every network randomly initialised, no weight files (smoke tests, benchmarks)."),
     device: str = typer.Option("auto", help="torch device: auto, cpu, cuda, cuda:N."),
-    backend: str = typer.Option("auto", help="Inference engine: auto or torch (ONNX Runtime, CUDA graphs and TensorRT come with avvp-export)."),
+    backend: str = typer.Option("auto", help="Engine for the HAN head: auto (the fastest available here, printed), torch (eager reference), onnxruntime (CPU), cuda-graph (GPU), tensorrt (GPU; pip install 'avvp-stream[tensorrt]')."),
     window: int = typer.Option(10, help="Snippets per HAN window (trained on 10)."),
     lookahead: Optional[int] = typer.Option(None, help="Snippets after which a snippet's labels are final; provisional labels are printed before. Default: live 0 (final at once); file: labels from full windows only, printed once final."),
     threshold: float = typer.Option(0.5, help="Probability threshold (the official 0.5)."),
@@ -88,7 +88,7 @@ def parse(
     if output_format not in FORMATS:
         raise AvvpError(f"--format {output_format}: choose one of {', '.join(FORMATS)}")
     if backend not in BACKENDS:
-        raise AvvpError(f"--backend {backend}: available here: {', '.join(BACKENDS)} (the others come with the export work)")
+        raise AvvpError(f"--backend {backend}: choose one of {', '.join(BACKENDS)}")
     if window < 1 or (lookahead is not None and lookahead < 0) or batch < 1:
         raise AvvpError("--window and --batch must be >= 1, --lookahead >= 0")
     if duration is not None and duration <= 0:
@@ -148,7 +148,11 @@ def parse(
         policy_ = CommitPolicy(window, 0) if live else CommitPolicy(window, window - 1, full_windows_only=True)
     else:
         policy_ = CommitPolicy(window, lookahead)
-    parser = OnlineParser(model, policy_, threshold, extractor.device)
+    from .backends import create
+
+    engine = create(backend, model, extractor.device)
+    _note(f"HAN head on the {engine.name} backend" + (" (auto)" if backend == "auto" else ""))
+    parser = OnlineParser(engine, policy_, threshold, extractor.device)
     if output_format == "table":
         from .writers.table import TableWriter
 

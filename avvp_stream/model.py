@@ -57,6 +57,23 @@ class HANConfig:
         return cls(**d)
 
 
+def attend(mha: nn.MultiheadAttention, query: Tensor, source: Tensor) -> Tensor:
+    """``mha(query, source, source)`` written out (same weights, same result): it exports
+    to ONNX with dynamic batch and time, which nn.MultiheadAttention's fused path does not."""
+    heads, d = mha.num_heads, mha.embed_dim
+    w_q, w_k, w_v = mha.in_proj_weight.chunk(3)
+    b_q, b_k, b_v = mha.in_proj_bias.chunk(3)
+    b, t = query.shape[0], query.shape[1]
+
+    def split(x: Tensor) -> Tensor:  # (B, T, d) -> (B, heads, T, d / heads)
+        return x.reshape(b, -1, heads, d // heads).transpose(1, 2)
+
+    q = split(F.linear(query, w_q, b_q)) * (d // heads) ** -0.5
+    k, v = split(F.linear(source, w_k, b_k)), split(F.linear(source, w_v, b_v))
+    weights = F.dropout(torch.softmax(q @ k.transpose(-2, -1), dim=-1), mha.dropout, mha.training)
+    return mha.out_proj((weights @ v).transpose(1, 2).reshape(b, t, d))
+
+
 class HANLayer(nn.Module):
     """One hybrid attention layer: ``q = norm1(q + cm_attn(q, o, o) + self_attn(q, q, q))``,
     then a ReLU feed-forward block with ``norm2``. ``cross=False`` gives the plain
@@ -78,11 +95,11 @@ class HANLayer(nn.Module):
         self.dropout2 = nn.Dropout(dropout)
 
     def forward(self, q: Tensor, other: Tensor) -> Tensor:
-        self_part = self.dropout12(self.self_attn(q, q, q, need_weights=False)[0])
+        self_part = self.dropout12(attend(self.self_attn, q, q))
         if self.cm_attn is None:
             q = self.norm1(q + self_part)
         else:
-            cross_part = self.dropout11(self.cm_attn(q, other, other, need_weights=False)[0])
+            cross_part = self.dropout11(attend(self.cm_attn, q, other))
             q = self.norm1(q + cross_part + self_part)  # summation order of the official code
         ff = self.linear2(self.dropout(F.relu(self.linear1(q))))
         return self.norm2(q + self.dropout2(ff))

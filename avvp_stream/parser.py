@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .backends.base import Backend
+from .backends.torch_backend import TorchBackend
 from .model import HAN
 
 
@@ -97,12 +99,13 @@ class OnlineParser:
     new results, ``finish`` at the end of the stream. Memory stays bounded: only the
     last W snippets' features and the windows of not-yet-final snippets are kept."""
 
-    model: HAN
+    model: HAN | Backend  # a HAN runs through the torch backend
     policy: CommitPolicy = field(default_factory=CommitPolicy)
     threshold: float = 0.5
     device: torch.device | str = "cpu"
 
     def __post_init__(self) -> None:
+        self.backend = self.model if isinstance(self.model, Backend) else TorchBackend(self.model, self.device)
         self._features: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self._base = 0  # snippet index of self._features[0]
         self._seen = 0
@@ -126,7 +129,6 @@ class OnlineParser:
         self._seen += 1
         self._pending.append(self._seen)
 
-    @torch.inference_mode()
     def _run_windows(self) -> None:
         """HAN on every pending window; windows of equal length run as one batch."""
         w = self.policy.window
@@ -136,11 +138,10 @@ class OnlineParser:
         self._pending = []
         for length, ends in sorted(by_length.items()):
             rows = [self._features[end - length - self._base:end - self._base] for end in ends]
-            inputs = [torch.from_numpy(np.stack([np.stack([f[j] for f in row]) for row in rows])).to(self.device)
-                      for j in range(3)]
-            video_prob, _, _, snippet_prob = self.model(*inputs)
-            gate = (video_prob >= self.threshold).to(snippet_prob.dtype)[:, None, None, :]
-            gated = (snippet_prob * gate).float().cpu().numpy()  # (windows, length, 2, C)
+            inputs = [np.stack([np.stack([f[j] for f in row]) for row in rows]) for j in range(3)]
+            video_prob, snippet_prob = self.backend.head(*inputs)
+            gate = (video_prob >= self.threshold).astype(snippet_prob.dtype)[:, None, None, :]
+            gated = snippet_prob * gate  # (windows, length, 2, C)
             self._windows.extend((end - length, g) for end, g in zip(ends, gated))
         self._windows.sort(key=lambda item: item[0])
 

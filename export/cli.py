@@ -1,15 +1,22 @@
-"""``avvp-export``: turn models into deployable artefacts."""
+"""``avvp-export``: turn models into deployable artefacts (ONNX files, TensorRT engines,
+the fused pooling op) and convert checkpoints."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from typing import Optional
 
 import typer
 
-from avvp_stream.errors import run_cli
+from avvp_stream.errors import AvvpError, run_cli
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Export HAN models. ONNX, TensorRT and the fused CUDA pooling op are being built (see README).")
+                  help="Export HAN and the feature networks: ONNX, TensorRT engines, the fused pooling op, checkpoints.")
+
+
+def _echo(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 @app.command()
@@ -23,7 +30,98 @@ def checkpoint(
 
     model = load_model(source)
     save_checkpoint(out, model, converted_from=str(source))
-    typer.echo(f"wrote {out}", err=True)
+    _echo(f"wrote {out}")
+
+
+@app.command()
+def onnx(
+    out: Path = typer.Argument(..., help="Folder for han_head.onnx, the extractors' .onnx files and manifest.json."),
+    checkpoint: Optional[str] = typer.Option(None, help="HAN checkpoint (default: the official one)."),
+    random_weights: bool = typer.Option(False, "--random-weights", help="Random networks, no weight files (tests, benchmarks)."),
+    extractors: bool = typer.Option(True, help="Also export VGGish, ResNet-152 and R(2+1)D-18 (dynamic batch)."),
+    fp16_head: bool = typer.Option(False, "--fp16-head", help="Also write han_head_fp16.onnx (for fp16 TensorRT engines)."),
+    tolerance: float = typer.Option(1e-4, help="Largest allowed |onnxruntime - torch|, relative to the output scale when that exceeds 1."),
+):
+    """Export to ONNX and check every file against torch with ONNX Runtime on the CPU
+    (max abs difference printed and kept in manifest.json)."""
+    import torch
+
+    from avvp_stream.export import onnx_export as ox
+
+    ox.require_onnx()
+    if random_weights:
+        from avvp_stream.model import HAN
+
+        torch.manual_seed(0)
+        model = HAN().eval()
+    else:
+        from avvp_stream.checkpoint import load_model
+
+        model = load_model(checkpoint or "official", "cpu")
+    out.mkdir(parents=True, exist_ok=True)
+    manifest: dict = {"opset": ox.OPSET, "torch": torch.__version__, "files": {}}
+    failed = []
+    head = ox.export_head(model, out / "han_head.onnx")
+    diff = ox.check_head(head, model)
+    manifest["files"]["han_head.onnx"] = {"max_abs_diff": diff, "dynamic": "batch, time"}
+    _echo(f"han_head.onnx: max |onnxruntime - torch| = {diff:.2e}")
+    failed += [head.name] if diff > tolerance else []
+    if fp16_head:
+        ox.export_head(model, out / "han_head_fp16.onnx", fp16=True)
+        manifest["files"]["han_head_fp16.onnx"] = {"dynamic": "batch, time", "dtype": "float16"}
+        _echo("han_head_fp16.onnx written (fp16 weights and inputs)")
+    if extractors:
+        from avvp_stream.features.extractor import FeatureExtractor
+
+        fx = FeatureExtractor(device="cpu", random_weights=random_weights)
+        stages = ox.extractor_stages(fx)
+        for name, path in ox.export_extractors(fx, out).items():
+            module, example = stages[name]
+            with torch.inference_mode():
+                scale = max(1.0, float(module(example).abs().max()))
+            d = ox.max_abs_diff(path, module, (example,), ["input"])
+            manifest["files"][path.name] = {"max_abs_diff": d, "output_scale": scale, "dynamic": "batch"}
+            _echo(f"{path.name}: max |onnxruntime - torch| = {d:.2e} (output scale {scale:.3g})")
+            failed += [path.name] if d / scale > tolerance else []
+    ox.write_manifest(out, manifest)
+    if failed:
+        raise AvvpError(f"ONNX Runtime differs from torch by more than {tolerance:g} in: {', '.join(failed)}")
+
+
+@app.command("build-ext")
+def build_ext(
+    cuda: Optional[bool] = typer.Option(None, "--cuda/--no-cuda", help="Build the CUDA kernel too (default: when a CUDA toolkit is found)."),
+    verbose: bool = typer.Option(False, help="Show the compiler's output."),
+):
+    """Compile the fused attentive-pooling op (cpp_ext/) into the cache, ahead of time;
+    the runtime then loads it instead of the torch reference."""
+    from avvp_stream.export import ops
+
+    folder = ops.build(with_cuda=cuda, verbose=verbose)
+    _echo(f"built the fused pooling op ({'CPU + CUDA' if ops._state['with_cuda'] else 'CPU'}) in {folder}")
+
+
+@app.command()
+def tensorrt(
+    onnx_file: Path = typer.Argument(..., help="An ONNX file from `avvp-export onnx` (han_head.onnx or han_head_fp16.onnx)."),
+    cache: Optional[Path] = typer.Option(None, help="Engine cache folder (default: $AVVP_STREAM_HOME/tensorrt)."),
+):
+    """Build (or find fresh in the cache) a TensorRT engine for this GPU and TensorRT
+    version. fp16 engines come from fp16 ONNX files. UNTESTED on this project's machines."""
+    import importlib.util
+
+    from avvp_stream.paths import cache_home
+
+    for module in ("tensorrt", "pycuda"):
+        if importlib.util.find_spec(module) is None:
+            raise AvvpError(f"{module} is not installed: pip install 'avvp-stream[tensorrt]' (NVIDIA GPUs)")
+    if not onnx_file.is_file():
+        raise AvvpError(f"{onnx_file}: file not found")
+    from avvp_stream.export.tensorrt_engine import cached_engine
+
+    engine = cached_engine(onnx_file, cache or cache_home() / "tensorrt", onnx_file.stem,
+                           fp16_onnx="fp16" in onnx_file.stem)
+    _echo(f"engine: {engine} (key in {engine.with_suffix('.json')})")
 
 
 @app.callback()

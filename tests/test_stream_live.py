@@ -101,7 +101,8 @@ def test_unplugged_camera_keeps_what_was_emitted(tmp_path):
     (["--source", "camera", "--camera", "clip.mp4", "clip.mp4"], "give a video file to play as a camera with --camera"),
     (["--source", "tv"], "--source tv: choose one of file, webcam, camera, mic"),
     (["--source", "camera", "--policy", "fast"], "--policy fast: choose one of skip, lag"),
-    (["clip.mp4", "--backend", "tensorrt"], "--backend tensorrt: available here: auto, torch"),
+    (["clip.mp4", "--backend", "tensorrt", "--device", "cpu"], "--backend tensorrt: tensorrt needs a CUDA GPU"),
+    (["clip.mp4", "--backend", "jax"], "--backend jax: choose one of auto, torch, onnxruntime, cuda-graph, tensorrt"),
     (["clip.mp4", "--plot", "out.pdf"], "give a .png"),
     ([], "give a media FILE, or --source webcam|camera|mic"),
 ])

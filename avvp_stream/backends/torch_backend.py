@@ -1,0 +1,23 @@
+"""Eager PyTorch: the reference every other backend is measured against."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .base import Backend
+
+
+class TorchBackend(Backend):
+    name = "torch"
+
+    def __init__(self, model, device):
+        self.model = model.eval().to(device)
+        self.device = torch.device(device)
+
+    @torch.inference_mode()
+    def head(self, audio, video_2d, video_3d):
+        inputs = [torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
+                  for x in (audio, video_2d, video_3d)]
+        video_prob, _, _, snippet_prob = self.model(*inputs)
+        return video_prob.float().cpu().numpy(), snippet_prob.float().cpu().numpy()

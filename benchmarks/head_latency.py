@@ -1,0 +1,112 @@
+"""HAN head latency per backend against the eager reference, in the same run, and the
+attentive pooling alone: the fused op against its torch definition.
+
+Head: batch 1, window 10 (the live case), frame-averaged inputs, p50 / p99 over
+``--iters`` calls after warm-up, through each backend's ``head`` (numpy in, numpy out, so
+host transfers count as they do in the parser). Pooling: x (N, 10, 2, 512) -> the four
+outputs, forward only, at N = 1 and N = 65536 (on a CPU ``--big`` defaults to 8192).
+Also the share of the head spent in the per-snippet input projections, which bounds what
+caching them across overlapping windows could save.
+
+    python benchmarks/head_latency.py [--device cpu|cuda] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from avvp_stream.backends import create, unavailable_reason
+from avvp_stream.export import ops
+from avvp_stream.model import HAN
+
+
+def timed(fn, iters: int, sync) -> tuple[float, float]:
+    for _ in range(max(3, iters // 10)):
+        fn()
+    sync()
+    times = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - t0)
+    return float(np.percentile(times, 50) * 1e3), float(np.percentile(times, 99) * 1e3)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--iters", type=int, default=300)
+    ap.add_argument("--big", type=int, default=None, help="large pooling batch (default 65536 GPU, 8192 CPU)")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    device = torch.device(args.device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    torch.manual_seed(0)
+    model = HAN().eval().to(device)
+    rng = np.random.default_rng(0)
+    inputs = [rng.standard_normal((1, 10, d)).astype(np.float32) for d in (128, 2048, 512)]
+    built = ops.load(build_if_missing=True)
+    results: dict = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
+                     "threads": torch.get_num_threads(), "fused_op_built": built, "head": {}, "pooling": {}}
+
+    reference = None
+    for name in ("torch", "torch+fused", "onnxruntime", "cuda-graph", "tensorrt"):
+        base = name.split("+")[0]
+        reason = unavailable_reason(base, device.type)
+        if reason or (name == "torch+fused" and not built):
+            results["head"][name] = {"skipped": reason or "fused op not built"}
+            print(f"head {name:12s} skipped: {results['head'][name]['skipped']}")
+            continue
+        m = HAN().eval().to(device)
+        m.load_state_dict(model.state_dict())
+        m.fused_pooling = name == "torch+fused"
+        backend = create(base, m, device)
+        out = backend.head(*inputs)
+        if reference is None:
+            reference = out
+        diff = max(float(np.abs(a - b).max()) for a, b in zip(out, reference))
+        p50, p99 = timed(lambda b=backend: b.head(*inputs), args.iters, sync)
+        results["head"][name] = {"p50_ms": p50, "p99_ms": p99, "max_abs_diff_vs_eager": diff}
+        print(f"head {name:12s} p50 {p50:7.3f} ms  p99 {p99:7.3f} ms  speed-up {results['head']['torch']['p50_ms'] / p50:5.2f}x"
+              f"  max |diff| vs eager {diff:.1e}", flush=True)
+
+    # Input projections (per snippet, the part an incremental cache could reuse) vs the whole head.
+    x = [torch.from_numpy(a).to(device) for a in inputs]
+    with torch.inference_mode():
+        proj = timed(lambda: model.embed(*x), args.iters, sync)[0]
+        whole = timed(lambda: model(*x), args.iters, sync)[0]
+    results["input_projection_share"] = proj / whole
+    print(f"input projections: {proj:.3f} of {whole:.3f} ms of the eager head ({100 * proj / whole:.0f}%)")
+
+    big = args.big or (65536 if device.type == "cuda" else 8192)
+    for n in (1, big):
+        g = torch.Generator().manual_seed(n)
+        xp = torch.randn(n, 10, 2, 512, generator=g).to(device)
+        w = (torch.randn(75, 512, generator=g) * 512 ** -0.5).to(device)
+        b = torch.randn(75, generator=g).to(device)
+        row = {}
+        with torch.inference_mode():
+            row["torch_ms"] = timed(lambda: ops.reference(xp, w, b), max(20, args.iters // (10 if n > 1 else 1)), sync)[0]
+            if built:
+                row["fused_ms"] = timed(lambda: torch.ops.avvp.attentive_pool(xp, w, b), max(20, args.iters // (10 if n > 1 else 1)), sync)[0]
+        bytes_moved = xp.numel() * 4 + n * 10 * 2 * 25 * 4 + 3 * n * 25 * 4
+        row["bytes"] = bytes_moved
+        if device.type == "cuda":
+            bw = torch.cuda.get_device_properties(device).total_memory  # placeholder, replaced below
+            del bw
+        results["pooling"][str(n)] = row
+        fused = f"fused {row['fused_ms']:.3f} ms ({row['torch_ms'] / row['fused_ms']:.2f}x)" if "fused_ms" in row else "fused: not built"
+        print(f"pooling N={n:6d}: torch {row['torch_ms']:.3f} ms, {fused}, {bytes_moved / 1e9:.2f} GB moved at least")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""ONNX export of the HAN head (dynamic batch and time) and of the three feature
+extractors (dynamic batch), each checked against torch with ONNX Runtime on the CPU."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from avvp_stream.errors import AvvpError
+from avvp_stream.paths import atomic_write, cache_home
+
+OPSET = 17
+HEAD_INPUTS = ("audio", "video_2d", "video_3d")
+HEAD_OUTPUTS = ("video_prob", "snippet_prob")
+
+
+class HeadForExport(nn.Module):
+    """What a backend runs: frame-averaged inputs in, the two probability tensors the parser needs out."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, audio, video_2d, video_3d):
+        video_prob, _, _, snippet_prob = self.model(audio, video_2d, video_3d)
+        return video_prob, snippet_prob
+
+
+def _export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outputs: list[str], dynamic: dict) -> Path:
+    def write(tmp: str) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer notes about shape checks baked in for the traced layout
+            torch.onnx.export(module, args, tmp, input_names=inputs, output_names=outputs,
+                              dynamic_axes=dynamic, opset_version=OPSET, dynamo=False)
+
+    return atomic_write(path, write, suffix=".onnx")
+
+
+def head_inputs(batch: int = 2, time: int = 10, seed: int = 0, dtype=torch.float32) -> tuple[torch.Tensor, ...]:
+    g = torch.Generator().manual_seed(seed)
+    return tuple(torch.randn(batch, time, d, generator=g).to(dtype) for d in (128, 2048, 512))
+
+
+def export_head(model, path: str | Path, fp16: bool = False) -> Path:
+    """The head with dynamic batch and time. ``fp16``: weights and inputs in half precision
+    (what TensorRT 11 builds fp16 engines from)."""
+    module = HeadForExport(model).eval().cpu()
+    if fp16:
+        module = module.half()
+    dynamic = {name: {0: "batch", 1: "time"} for name in HEAD_INPUTS}
+    dynamic.update(video_prob={0: "batch"}, snippet_prob={0: "batch", 1: "time"})
+    return _export(module, head_inputs(dtype=torch.float16 if fp16 else torch.float32), Path(path),
+                   list(HEAD_INPUTS), list(HEAD_OUTPUTS), dynamic)
+
+
+def max_abs_diff(path: str | Path, module: nn.Module, args: tuple, names: list[str]) -> float:
+    """Largest |ONNX Runtime - torch| over every output."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {n: a.numpy() for n, a in zip(names, args)})
+    with torch.inference_mode():
+        want = module(*args)
+    want = want if isinstance(want, tuple) else (want,)
+    return max(float(np.abs(g.astype(np.float64) - w.double().numpy()).max()) for g, w in zip(got, want))
+
+
+def check_head(path: str | Path, model, shapes=((1, 10), (4, 7), (3, 1), (2, 23))) -> float:
+    module = HeadForExport(model).eval().cpu()
+    return max(max_abs_diff(path, module, head_inputs(b, t, seed=b * 100 + t), list(HEAD_INPUTS)) for b, t in shapes)
+
+
+def state_hash(model) -> str:
+    digest = hashlib.sha256(repr(model.config).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def cached_head(model) -> Path:
+    """The head's ONNX file for this exact model (config + weights), exported on first use."""
+    path = cache_home() / "onnx" / f"han_head_{state_hash(model)}.onnx"
+    if not path.is_file():
+        export_head(model, path)
+    return path
+
+
+class _ExtractorStage(nn.Module):
+    """One feature network as exported: its preprocessed input tensor in, features out."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net(x).float()
+
+
+def extractor_stages(extractor) -> dict[str, tuple[nn.Module, torch.Tensor]]:
+    """(module, example input) per network, in fp32 on the CPU, contiguous memory."""
+    g = torch.Generator().manual_seed(0)
+    nets = {
+        "vggish": (extractor.vggish, torch.randn(2, 96, 64, generator=g) * 2.0),
+        "resnet152": (extractor.resnet, torch.randn(2, 3, 224, 224, generator=g)),
+        "r2plus1d_18": (extractor.r2plus1d, torch.randn(2, 3, 8, 112, 112, generator=g)),
+    }
+    return {name: (_ExtractorStage(net).float().cpu().eval().to(memory_format=torch.contiguous_format), x)
+            for name, (net, x) in nets.items()}
+
+
+def export_extractors(extractor, folder: str | Path, names=("vggish", "resnet152", "r2plus1d_18")) -> dict[str, Path]:
+    folder = Path(folder)
+    out = {}
+    for name, (module, example) in extractor_stages(extractor).items():
+        if name in names:
+            out[name] = _export(module, (example,), folder / f"{name}.onnx", ["input"], ["features"],
+                                {"input": {0: "batch"}, "features": {0: "batch"}})
+    return out
+
+
+def write_manifest(folder: Path, entries: dict) -> Path:
+    return atomic_write(folder / "manifest.json", lambda tmp: Path(tmp).write_text(json.dumps(entries, indent=1) + "\n"))
+
+
+def require_onnx() -> None:
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        raise AvvpError("ONNX export needs onnx and onnxruntime: pip install 'avvp-stream[onnx]'") from None

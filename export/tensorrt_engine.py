@@ -1,0 +1,134 @@
+"""TensorRT engines from the ONNX files, with an engine cache that never loads a stale
+engine. No torch import here: an edge box with TensorRT and pycuda runs without it.
+
+Written against TensorRT 10's documented Python API and kept valid for 11: networks are
+created with explicit batch (the default since 10; no EXPLICIT_BATCH flag), fp16 engines
+are built from fp16 ONNX files as strongly typed networks (11 drops the FP16 builder
+flag), and the runtime uses named tensors (``set_input_shape``, ``set_tensor_address``,
+``execute_async_v3``), not the binding API that 10 removed.
+
+UNTESTED HERE: TensorRT cannot be installed on the machines this project is built on.
+Everything before the TensorRT calls (cache keys, staleness, metadata) is tested.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+# Optimization profile per input: (min, opt, max) of (batch, time). Opt is the live case.
+HEAD_PROFILE = {"batch": (1, 1, 64), "time": (1, 10, 64)}
+
+
+@dataclass(frozen=True)
+class EngineKey:
+    """Everything an engine depends on; any change means rebuild."""
+
+    onnx_sha256: str
+    gpu: str
+    compute_capability: str
+    tensorrt: str
+    precision: str  # "fp32" or "fp16" (from an fp16 ONNX file)
+    profile: str
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:20]
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def make_key(onnx_path: str | Path, gpu: str, compute_capability: str, tensorrt_version: str, precision: str,
+             profile: dict = HEAD_PROFILE) -> EngineKey:
+    return EngineKey(file_sha256(onnx_path), gpu, compute_capability, tensorrt_version, precision,
+                     json.dumps(profile, sort_keys=True))
+
+
+def engine_paths(cache: Path, key: EngineKey, name: str) -> tuple[Path, Path]:
+    """The engine and the JSON of its key, side by side."""
+    stem = cache / f"{name}_{key.digest}"
+    return stem.with_suffix(".engine"), stem.with_suffix(".json")
+
+
+def is_fresh(engine: Path, meta: Path, key: EngineKey) -> bool:
+    """True only if the engine exists and its JSON records exactly this key."""
+    if not (engine.is_file() and meta.is_file()):
+        return False
+    try:
+        return json.loads(meta.read_text()) == asdict(key)
+    except (OSError, ValueError):
+        return False
+
+
+def write_engine(engine: Path, meta: Path, key: EngineKey, data: bytes) -> None:
+    engine.parent.mkdir(parents=True, exist_ok=True)
+    for path, payload in ((engine, data), (meta, (json.dumps(asdict(key), indent=1) + "\n").encode())):
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_bytes(payload)
+        os.replace(tmp, path)
+
+
+def gpu_identity() -> tuple[str, str]:
+    """Name and compute capability of the current GPU, through pycuda's primary context."""
+    import pycuda.autoprimaryctx  # noqa: F401  (shares the primary context with torch, if loaded)
+    import pycuda.driver as cuda
+
+    device = cuda.Context.get_device()
+    major, minor = device.compute_capability()
+    return device.name(), f"{major}.{minor}"
+
+
+def build_engine(onnx_path: str | Path, fp16_onnx: bool, profile: dict, timing_cache: Path,
+                 workspace_bytes: int = 1 << 30) -> bytes:
+    import tensorrt as trt
+
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    flags = 0
+    if fp16_onnx:  # precision comes from the ONNX types (TensorRT 11 has no FP16 builder flag)
+        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse(Path(onnx_path).read_bytes()):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise RuntimeError(f"TensorRT could not parse {onnx_path}: {errors}")
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_bytes)
+    cache = config.create_timing_cache(timing_cache.read_bytes() if timing_cache.is_file() else b"")
+    config.set_timing_cache(cache, ignore_mismatch=False)
+    opt_profile = builder.create_optimization_profile()
+    for i in range(network.num_inputs):
+        tensor = network.get_input(i)
+        feature = tensor.shape[-1]
+        lo, opt, hi = ((b, t, feature) for b, t in zip(profile["batch"], profile["time"]))
+        opt_profile.set_shape(tensor.name, lo, opt, hi)
+    config.add_optimization_profile(opt_profile)
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise RuntimeError(f"TensorRT failed to build an engine from {onnx_path}")
+    timing_cache.parent.mkdir(parents=True, exist_ok=True)
+    timing_cache.write_bytes(bytes(config.get_timing_cache().serialize()))
+    return bytes(serialized)
+
+
+def cached_engine(onnx_path: str | Path, cache: Path, name: str, fp16_onnx: bool = False,
+                  profile: dict = HEAD_PROFILE) -> Path:
+    """The engine for this ONNX file on this GPU with this TensorRT, built if missing or stale."""
+    import tensorrt as trt
+
+    gpu, capability = gpu_identity()
+    key = make_key(onnx_path, gpu, capability, trt.__version__, "fp16" if fp16_onnx else "fp32", profile)
+    engine, meta = engine_paths(cache, key, name)
+    if not is_fresh(engine, meta, key):
+        data = build_engine(onnx_path, fp16_onnx, profile, cache / "timing.cache")
+        write_engine(engine, meta, key, data)
+    return engine

@@ -1,0 +1,135 @@
+"""Backends behind one interface: ONNX Runtime against the torch reference, the parser on
+either, the auto choice and missing-backend messages, the TensorRT engine cache (its keys
+and staleness; the TensorRT calls themselves skip without TensorRT), and avvp-export."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from avvp_stream.backends import create
+from avvp_stream.backends.base import pick_auto
+from avvp_stream.errors import AvvpError
+from avvp_stream.model import HAN
+from avvp_stream.parser import CommitPolicy, OnlineParser
+
+EXPORT = [sys.executable, "-m", "avvp_stream.export.cli"]
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return HAN().eval()
+
+
+def head_inputs(b, t, seed):
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal((b, t, d)).astype(np.float32) for d in (128, 2048, 512)]
+
+
+def test_onnxruntime_head_matches_torch(model):
+    ort_backend = create("onnxruntime", model, "cpu")
+    reference = create("torch", model, "cpu")
+    for b, t in [(1, 10), (1, 1), (4, 7), (2, 12)]:
+        x = head_inputs(b, t, seed=b * 10 + t)
+        for got, want in zip(ort_backend.head(*x), reference.head(*x)):
+            assert got.shape == want.shape
+            np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+@pytest.mark.parametrize("policy", [CommitPolicy(10, 0), CommitPolicy(10, 9, full_windows_only=True)])
+def test_parser_gives_the_same_labels_on_either_backend(model, policy):
+    rng = np.random.default_rng(1)
+    feats = [(rng.standard_normal(128), rng.standard_normal(2048), rng.standard_normal(512)) for _ in range(14)]
+    runs = []
+    for backend in (create("torch", model, "cpu"), create("onnxruntime", model, "cpu")):
+        parser = OnlineParser(backend, policy)
+        out = []
+        for f in feats:
+            parser.insert_snippet(*f)
+            out += parser.process()
+        out += parser.finish()
+        runs.append([(r.index, r.final, r.prob) for r in out])
+    assert [r[:2] for r in runs[0]] == [r[:2] for r in runs[1]]
+    np.testing.assert_allclose(np.stack([r[2] for r in runs[0]]), np.stack([r[2] for r in runs[1]]), atol=1e-4)
+
+
+def test_auto_and_unavailable_backends(model):
+    assert pick_auto("cpu") == "onnxruntime"  # installed with the dev extra, and faster on the CPU
+    assert create("auto", model, "cpu").name == "onnxruntime"
+    with pytest.raises(AvvpError, match="cuda-graph needs a CUDA GPU"):
+        create("cuda-graph", model, "cpu")
+    with pytest.raises(AvvpError, match="tensorrt needs a CUDA GPU"):
+        create("tensorrt", model, "cpu")
+
+
+def test_tensorrt_path_does_not_import_torch():
+    code = ("import sys, avvp_stream.backends.tensorrt_backend, avvp_stream.export.tensorrt_engine; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_engine_cache_keys_and_staleness(tmp_path):
+    from avvp_stream.export import tensorrt_engine as te
+
+    onnx = tmp_path / "head.onnx"
+    onnx.write_bytes(b"model-a")
+    key = te.make_key(onnx, "NVIDIA H100 80GB HBM3", "9.0", "10.13.0", "fp32")
+    variants = [te.make_key(onnx, "NVIDIA L4", "8.9", "10.13.0", "fp32"),
+                te.make_key(onnx, "NVIDIA H100 80GB HBM3", "9.0", "11.0.0", "fp32"),
+                te.make_key(onnx, "NVIDIA H100 80GB HBM3", "9.0", "10.13.0", "fp16"),
+                te.make_key(onnx, "NVIDIA H100 80GB HBM3", "9.0", "10.13.0", "fp32", {"batch": (1, 1, 8), "time": (1, 10, 10)})]
+    assert len({key.digest, *(v.digest for v in variants)}) == 5
+    engine, meta = te.engine_paths(tmp_path, key, "han_head")
+    assert not te.is_fresh(engine, meta, key)
+    te.write_engine(engine, meta, key, b"serialized engine")
+    assert te.is_fresh(engine, meta, key) and json.loads(meta.read_text())["tensorrt"] == "10.13.0"
+    stale = json.loads(meta.read_text())
+    stale["tensorrt"] = "10.0.1"  # an engine from another TensorRT must be rebuilt, never loaded
+    meta.write_text(json.dumps(stale))
+    assert not te.is_fresh(engine, meta, key)
+    onnx.write_bytes(b"model-b")  # a re-exported model changes the key itself
+    assert te.make_key(onnx, "NVIDIA H100 80GB HBM3", "9.0", "10.13.0", "fp32").digest != key.digest
+
+
+@pytest.mark.gpu
+def test_tensorrt_engine_matches_torch(model):
+    pytest.importorskip("tensorrt")
+    pytest.importorskip("pycuda")
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    trt_backend, reference = create("tensorrt", model, "cuda"), create("torch", model, "cuda")
+    x = head_inputs(1, 10, seed=0)
+    for got, want in zip(trt_backend.head(*x), reference.head(*x)):
+        np.testing.assert_allclose(got, want, atol=1e-3)
+
+
+def test_avvp_export_onnx_checks_every_file(tmp_path):
+    proc = subprocess.run([*EXPORT, "onnx", str(tmp_path / "out"), "--random-weights", "--fp16-head"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    files = manifest["files"]
+    assert set(files) == {"han_head.onnx", "han_head_fp16.onnx", "vggish.onnx", "resnet152.onnx", "r2plus1d_18.onnx"}
+    assert files["han_head.onnx"]["max_abs_diff"] < 1e-4
+    for name in ("vggish.onnx", "resnet152.onnx", "r2plus1d_18.onnx"):
+        assert files[name]["max_abs_diff"] / files[name]["output_scale"] < 1e-4, (name, files[name])
+    import onnx
+
+    head = onnx.load(str(tmp_path / "out" / "han_head.onnx"))
+    dims = [[d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in head.graph.input]
+    assert dims == [["batch", "time", 128], ["batch", "time", 2048], ["batch", "time", 512]]
+
+
+def test_avvp_export_build_ext_and_bad_input(tmp_path):
+    proc = subprocess.run([*EXPORT, "tensorrt", str(tmp_path / "missing.onnx")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert ("tensorrt is not installed" in proc.stderr) or ("file not found" in proc.stderr)
+    env = {**os.environ, "AVVP_STREAM_HOME": str(tmp_path / "home")}
+    proc = subprocess.run([*EXPORT, "build-ext", "--no-cuda"], capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "built the fused pooling op (CPU)" in proc.stderr
