@@ -109,23 +109,25 @@ def parse(
 
         timeline = TimelinePlot(plot, title=f"{media.name if media else source}")
 
-    # Open the input first: a missing camera or microphone fails before minutes of model loading.
+    # Check the input first: a missing file, camera or microphone fails before the models load.
+    # Live devices are opened only once the models are ready, so that capture starts on time.
     if live:
-        from .sources.camera import parse_camera
-        from .sources.live import LiveSource
-        from .sources.microphone import parse_device
+        from .sources.camera import check_camera, parse_camera
+        from .sources.microphone import check_microphone, parse_device
 
-        src = LiveSource(camera=parse_camera(camera) if source in ("webcam", "camera") else None,
-                         microphone=source in ("webcam", "mic"), mic_device=parse_device(mic),
-                         duration=duration, policy=policy, queue_size=queue, freeze_seconds=freeze_seconds)
+        camera_spec = parse_camera(camera) if source in ("webcam", "camera") else None
+        if camera_spec is not None:
+            check_camera(camera_spec)
+        if source in ("webcam", "mic"):
+            check_microphone(parse_device(mic))
         label = source
     else:
         from .sources.file import FileSource
 
         src = FileSource(media, max_seconds=duration)
         label = str(media)
-    for note in src.notes:
-        _note(f"{label}: {note}")
+        for note in src.notes:
+            _note(f"{label}: {note}")
 
     from .device import resolve_device
 
@@ -165,7 +167,17 @@ def parse(
     provisional = lookahead is not None or live
 
     if live:
-        _parse_live(src, extractor, parser, writer, out, keep, provisional, batch)
+        from .sources.live import LiveSource
+
+        try:
+            src = LiveSource(camera=camera_spec, microphone=source in ("webcam", "mic"), mic_device=parse_device(mic),
+                             duration=duration, policy=policy, queue_size=queue, freeze_seconds=freeze_seconds)
+        except AvvpError:
+            writer.close()
+            raise
+        for note in src.notes:
+            _note(f"{label}: {note}")
+        _parse_live(src, extractor, parser, writer, out, keep, provisional, batch if policy == "lag" else 1)
         return
     try:
         parsed = parse_snippets(_file_batches(src, batch), extractor, parser, writer, keep=keep,

@@ -16,22 +16,52 @@ from .parser import OnlineParser, SnippetResult
 from .sources.file import Snippet
 
 
+class _Interrupt:
+    """Ctrl-C during a parse. The handler raises at once, except while a snippet and its
+    events are being written (then right after), and it also remembers the request: native
+    code (decoders, inference runtimes) that swallows the KeyboardInterrupt cannot lose it,
+    because the loop checks between batches."""
+
+    requested = False
+    deferring = 0
+
+    @classmethod
+    def handler(cls, signum, frame) -> None:
+        cls.requested = True
+        if not cls.deferring:
+            raise KeyboardInterrupt
+
+    @classmethod
+    def check(cls) -> None:
+        if cls.requested and not cls.deferring:
+            raise KeyboardInterrupt
+
+
 @contextmanager
 def deferred_interrupt():
     """Hold Ctrl-C until the block is done, so that a snippet and its events are written
     together: the interrupt never leaves an event started in the tracker but not on disk."""
-    received = []
+    _Interrupt.deferring += 1
     try:
-        previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
-    except ValueError:  # not the main thread: nothing to defer
+        yield
+    finally:
+        _Interrupt.deferring -= 1
+    _Interrupt.check()
+
+
+@contextmanager
+def interrupt_handling():
+    """Install the Ctrl-C handler for a parse (main thread only; elsewhere nothing changes)."""
+    try:
+        previous = signal.signal(signal.SIGINT, _Interrupt.handler)
+    except ValueError:  # not the main thread
         yield
         return
+    _Interrupt.requested = False
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
-        if received:
-            raise KeyboardInterrupt
 
 
 class Writers:
@@ -54,39 +84,48 @@ class Writers:
                 w.close()
 
 
+class _Emitter:
+    """Writes final (and, if asked, provisional) snippets and the event changes they cause."""
+
+    def __init__(self, writer, tracker: EventTracker, keep: np.ndarray | None, provisional: bool):
+        self.writer, self.tracker, self.keep, self.provisional = writer, tracker, keep, provisional
+        self.pending: dict[int, Snippet] = {}  # parser index -> snippet, until its labels are final
+
+    def emit(self, results: list[SnippetResult]) -> None:
+        with deferred_interrupt():
+            for r in results:
+                s = self.pending[r.index] if r.final else self.pending.get(r.index)
+                labels = {"audio": r.audio, "visual": r.visual, "audio_visual": r.audio_visual}
+                if self.keep is not None:
+                    labels = {m: v & self.keep for m, v in labels.items()}
+                if r.final or self.provisional:
+                    self.writer.snippet(s.index, s.start, labels, r.final, s.captured_at, prob=r.prob)
+                if r.final:
+                    for ev in self.tracker.update(s.start, labels):
+                        self.writer.event(ev)
+                    del self.pending[r.index]
+
+
 def parse_snippets(batches: Iterable[Sequence[Snippet]], extractor: FeatureExtractor, parser: OnlineParser,
                    writer, *, keep: np.ndarray | None = None, provisional: bool = False,
                    tracker: EventTracker | None = None) -> int:
     """Parse every batch; returns the number of snippets parsed. Whatever stops the loop
     (end, error, Ctrl-C), what was parsed is flushed and open events are ended."""
-    tracker = tracker or EventTracker()
-    snippets: dict[int, Snippet] = {}  # parser index -> snippet, until its labels are final
-
-    def emit(results: list[SnippetResult]) -> None:
-        with deferred_interrupt():
-            for r in results:
-                s = snippets[r.index] if r.final else snippets.get(r.index)
-                labels = {"audio": r.audio, "visual": r.visual, "audio_visual": r.audio_visual}
-                if keep is not None:
-                    labels = {m: v & keep for m, v in labels.items()}
-                if r.final or provisional:
-                    writer.snippet(s.index, s.start, labels, r.final, s.captured_at, prob=r.prob)
-                if r.final:
-                    for ev in tracker.update(s.start, labels):
-                        writer.event(ev)
-                    del snippets[r.index]
-
-    try:
-        for batch in batches:
-            feats = extractor.snippets(np.stack([s.audio for s in batch]), np.stack([s.frames for s in batch]))
-            for s, a, v2d, v3d in zip(batch, feats.audio, feats.video_2d, feats.video_3d):
-                snippets[parser.seen] = s
-                parser.insert_snippet(a, v2d, v3d)
-            emit(parser.process())
-    finally:
-        with deferred_interrupt():
-            if parser.seen:
-                emit(parser.finish())
-            for ev in tracker.close():
-                writer.event(ev)
+    out = _Emitter(writer, tracker or EventTracker(), keep, provisional)
+    with interrupt_handling():
+        try:
+            for batch in batches:
+                _Interrupt.check()
+                feats = extractor.snippets(np.stack([s.audio for s in batch]), np.stack([s.frames for s in batch]))
+                for s, a, v2d, v3d in zip(batch, feats.audio, feats.video_2d, feats.video_3d):
+                    out.pending[parser.seen] = s
+                    parser.insert_snippet(a, v2d, v3d)
+                out.emit(parser.process())
+            _Interrupt.check()
+        finally:
+            with deferred_interrupt():
+                if parser.seen:
+                    out.emit(parser.finish())
+                for ev in out.tracker.close():
+                    writer.event(ev)
     return parser.seen

@@ -34,11 +34,26 @@ DEFAULT_CLIP = Path(__file__).resolve().parents[2] / "shared" / "llp" / "BjCEufr
 SETTINGS = {
     "eager_fp32": dict(fast=False, resnet_frames=8),
     "default": dict(fast=True, resnet_frames=8),
+    "onnxruntime": dict(fast=True, resnet_frames=8, engine="onnxruntime"),
+    "onnxruntime_int8": dict(fast=True, resnet_frames=8, engine="onnxruntime", int8=True),
     "live_cpu_profile": dict(fast=True, resnet_frames=2),
+    "live_cpu_profile_onnxruntime": dict(fast=True, resnet_frames=2, engine="onnxruntime"),
 }
 
 
-def live_latencies(path: Path, extractor: FeatureExtractor, model: HAN) -> list[float]:
+def build(kw: dict, model: HAN, device: str):
+    """(extractor, head backend) of a setting: torch eager, or ONNX Runtime for both."""
+    from avvp_stream.backends import create
+
+    kw = dict(kw)
+    engine, int8 = kw.pop("engine", "torch"), kw.pop("int8", False)
+    fx = FeatureExtractor(device=device, random_weights=True, seed=0, **kw)
+    if engine == "onnxruntime":
+        fx.use_onnxruntime(int8=int8)
+    return fx, create(engine, model, device)
+
+
+def live_latencies(path: Path, extractor: FeatureExtractor, model) -> list[float]:
     parser = OnlineParser(model, CommitPolicy(window=10, lookahead=0), device=extractor.device)
     latencies = []
     for snippet in FileSource(path):
@@ -53,7 +68,7 @@ def live_latencies(path: Path, extractor: FeatureExtractor, model: HAN) -> list[
     return latencies
 
 
-def offline_rtf(path: Path, extractor: FeatureExtractor, model: HAN, batch: int = 10) -> float:
+def offline_rtf(path: Path, extractor: FeatureExtractor, model, batch: int = 10) -> float:
     t0 = time.perf_counter()
     parser = OnlineParser(model, CommitPolicy(10, 9, full_windows_only=True), device=extractor.device)
     snippets = list(FileSource(path))
@@ -83,7 +98,7 @@ class _Latencies:
         pass
 
 
-def live_camera_run(path: Path, extractor: FeatureExtractor, model: HAN) -> tuple[list[float], int, int]:
+def live_camera_run(path: Path, extractor: FeatureExtractor, model) -> tuple[list[float], int, int]:
     from avvp_stream.pipeline import parse_snippets
     from avvp_stream.sources.live import LiveSource
 
@@ -104,21 +119,24 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--no-live", action="store_true", help="skip the live camera runs")
+    ap.add_argument("--only", nargs="*", choices=list(SETTINGS), help="run only these settings")
     args = ap.parse_args()
     torch.manual_seed(0)
     model = HAN().eval().to(args.device)
     results = {"device": args.device, "threads": torch.get_num_threads(), "clip": args.clip.name}
     for name, kw in SETTINGS.items():
-        fx = FeatureExtractor(device=args.device, random_weights=True, seed=0, **kw)
-        live_latencies(args.clip, fx, model)  # warm-up pass
-        lat = live_latencies(args.clip, fx, model)
-        rtf = offline_rtf(args.clip, fx, model)
+        if args.only and name not in args.only:
+            continue
+        fx, head = build(kw, model, args.device)
+        live_latencies(args.clip, fx, head)  # warm-up pass
+        lat = live_latencies(args.clip, fx, head)
+        rtf = offline_rtf(args.clip, fx, head)
         results[name] = {"latency_p50_s": float(np.percentile(lat, 50)), "latency_p99_s": float(np.percentile(lat, 99)),
                          "offline_real_time_factor": rtf}
         print(f"{name:17s} latency p50 {results[name]['latency_p50_s']:.2f} s  p99 {results[name]['latency_p99_s']:.2f} s  "
               f"offline real-time factor {rtf:.2f}", flush=True)
-        if not args.no_live and name != "eager_fp32":
-            live, captured, dropped = live_camera_run(args.clip, fx, model)
+        if not args.no_live and name in ("default", "live_cpu_profile", "live_cpu_profile_onnxruntime"):
+            live, captured, dropped = live_camera_run(args.clip, fx, head)
             results[name].update(live_latency_p50_s=float(np.percentile(live, 50)),
                                  live_latency_p99_s=float(np.percentile(live, 99)),
                                  live_captured=captured, live_dropped=dropped)

@@ -3,6 +3,7 @@ extractors (dynamic batch), each checked against torch with ONNX Runtime on the 
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import warnings
@@ -111,7 +112,8 @@ def extractor_stages(extractor) -> dict[str, tuple[nn.Module, torch.Tensor]]:
         "resnet152": (extractor.resnet, torch.randn(2, 3, 224, 224, generator=g)),
         "r2plus1d_18": (extractor.r2plus1d, torch.randn(2, 3, 8, 112, 112, generator=g)),
     }
-    return {name: (_ExtractorStage(net).float().cpu().eval().to(memory_format=torch.contiguous_format), x)
+    # copies: exporting must not move or convert the extractor's own (maybe GPU, fp16) networks
+    return {name: (_ExtractorStage(copy.deepcopy(net)).float().cpu().eval().to(memory_format=torch.contiguous_format), x)
             for name, (net, x) in nets.items()}
 
 
@@ -122,6 +124,37 @@ def export_extractors(extractor, folder: str | Path, names=("vggish", "resnet152
         if name in names:
             out[name] = _export(module, (example,), folder / f"{name}.onnx", ["input"], ["features"],
                                 {"input": {0: "batch"}, "features": {0: "batch"}})
+    return out
+
+
+def module_hash(module: nn.Module) -> str:
+    digest = hashlib.sha256(type(module).__name__.encode())
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def quantize_int8(src: Path, dst: Path) -> Path:
+    """Dynamic int8 quantisation of the weights (activations quantised on the fly)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    return atomic_write(dst, lambda tmp: quantize_dynamic(str(src), tmp, weight_type=QuantType.QInt8), suffix=".onnx")
+
+
+def cached_extractors(extractor, int8: bool = False) -> dict[str, Path]:
+    """The extractors' ONNX files for these exact weights (and their int8 versions)."""
+    out = {}
+    for name, (module, example) in extractor_stages(extractor).items():
+        path = cache_home() / "onnx" / f"{name}_{module_hash(module)}.onnx"
+        if not path.is_file():
+            _export(module, (example,), path, ["input"], ["features"], {"input": {0: "batch"}, "features": {0: "batch"}})
+        if int8 and name != "vggish":
+            quantized = path.with_name(path.stem + "_int8.onnx")
+            if not quantized.is_file():
+                quantize_int8(path, quantized)
+            path = quantized
+        out[name] = path
     return out
 
 

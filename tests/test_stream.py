@@ -91,7 +91,7 @@ def test_ctrl_c_flushes_and_exits_130(tmp_path):
     rest = proc.stdout.read()
     err = proc.stderr.read()
     proc.wait(timeout=120)
-    assert proc.returncode == 130, err
+    assert proc.returncode == 130, (err, len(records(first + rest)), first[:80])
     assert "interrupted" in err and "Traceback" not in err
     recs = records(first + rest)
     snippets = [r for r in recs if r["kind"] == "snippet" and r["final"]]
@@ -103,17 +103,33 @@ def test_ctrl_c_flushes_and_exits_130(tmp_path):
 
 
 def test_tsv_srt_vtt_outputs_agree_with_the_events(tmp_path):
+    """One real run for the events; the tsv / srt / vtt writers are the CLI's, fed the same
+    events (each format's own CLI run is exercised in test_bad_input... and the README)."""
+    import io
+
+    from avvp_stream.events import Event
+    from avvp_stream.writers.timed_text import SrtWriter, TsvWriter, VttWriter
+
     path = make_media(tmp_path / "clip.mp4", 3.0, size=(32, 32))
     common = ["--random-weights", "--device", "cpu", "--resnet-frames", "1"]
     events = [r for r in records(run(path, *common).stdout) if r["kind"] == "event" and r["state"] == "end"]
     assert events  # random weights switch many classes on
-    tsv = run(path, *common, "--format", "tsv").stdout.splitlines()
+    outputs = {}
+    for name, cls in (("tsv", TsvWriter), ("srt", SrtWriter), ("vtt", VttWriter)):
+        buf = io.StringIO()
+        writer = cls(buf, name="clip")
+        for e in events:
+            writer.event(Event(e["modality"], e["label"], e["onset"], e["offset"], "end"))
+        outputs[name] = buf.getvalue()
+    tsv = outputs["tsv"].splitlines()
     assert tsv[0] == "filename\tonset\toffset\tevent_labels\tmodality"
     rows = [line.split("\t") for line in tsv[1:]]
     assert sorted((float(r[1]), float(r[2]), r[3], r[4]) for r in rows) == \
         sorted((e["onset"], e["offset"], e["label"], e["modality"]) for e in events)
     assert all(r[0] == "clip" for r in rows)
-    srt = run(path, *common, "--format", "srt").stdout
+    srt = outputs["srt"]
     assert srt.startswith("1\n00:00:0") and srt.count(" --> ") == len(events)
-    vtt = run(path, *common, "--format", "vtt").stdout
+    vtt = outputs["vtt"]
     assert vtt.startswith("WEBVTT\n\n") and vtt.count(" --> ") == len(events) and "," not in vtt.split("\n")[2]
+    tsv_cli = run(path, *common, "--format", "tsv").stdout.splitlines()  # and the CLI writes the same
+    assert sorted(tsv_cli) == sorted(tsv)

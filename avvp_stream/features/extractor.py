@@ -106,6 +106,15 @@ class FeatureExtractor:
             self.resnet.to(memory_format=torch.channels_last)
             self.r2plus1d.to(memory_format=torch.channels_last_3d)
 
+        self.onnx = None  # set by use_onnxruntime
+
+    def use_onnxruntime(self, int8: bool = False) -> None:
+        """Run the three networks on ONNX Runtime (CPU) instead of torch: same weights,
+        exported once into the cache; ``int8`` quantises ResNet and R(2+1)D weights."""
+        from ..backends.onnxruntime_backend import OnnxRuntimeExtractors
+
+        self.onnx = OnnxRuntimeExtractors(self, int8=int8)
+
     @torch.inference_mode()
     def embed(self, mel: torch.Tensor, frames: torch.Tensor) -> Features:
         """``mel`` (N, 96, 64) log-mel examples and ``frames`` (N, 8, H, W, 3) uint8 RGB."""
@@ -132,6 +141,9 @@ class FeatureExtractor:
 
     def run_2d(self, x2d: torch.Tensor) -> torch.Tensor:
         """ResNet-152 in calls of ``frame_batch`` frames -> (N*k, 2048) float32."""
+        if self.onnx is not None:
+            return torch.cat([torch.from_numpy(self.onnx.run("resnet152", x2d[i:i + self.frame_batch].float().cpu().numpy()))
+                              for i in range(0, x2d.shape[0], self.frame_batch)])
         fmt = torch.channels_last if self.fast else torch.contiguous_format
         return torch.cat([self.resnet(x2d[i:i + self.frame_batch].contiguous(memory_format=fmt)).float()
                           for i in range(0, x2d.shape[0], self.frame_batch)])
@@ -140,13 +152,19 @@ class FeatureExtractor:
         """R(2+1)D-18 on as many clips as ``frame_batch`` frames -> (N, 512) float32."""
         fmt = torch.channels_last_3d if self.fast else torch.contiguous_format
         clip_batch = max(1, self.frame_batch // FRAMES_PER_SNIPPET)
+        if self.onnx is not None:
+            return torch.cat([torch.from_numpy(self.onnx.run("r2plus1d_18", x3d[i:i + clip_batch].float().cpu().numpy()))
+                              for i in range(0, x3d.shape[0], clip_batch)])
         return torch.cat([self.r2plus1d(x3d[i:i + clip_batch].contiguous(memory_format=fmt)).float()
                           for i in range(0, x3d.shape[0], clip_batch)])
 
     def _run(self, mel: torch.Tensor, x2d: torch.Tensor, x3d: torch.Tensor) -> Features:
         """The three networks over a batch of snippets (any number of videos)."""
         n = mel.shape[0]
-        audio = self.vggish(mel.to(self.device, torch.float32))
+        if self.onnx is not None:
+            audio = torch.from_numpy(self.onnx.run("vggish", mel.float().cpu().numpy()))
+        else:
+            audio = self.vggish(mel.to(self.device, torch.float32))
         return Features(
             audio=audio.float().cpu().numpy(),
             video_2d=self.run_2d(x2d).reshape(n, len(self.resnet_subset), -1).cpu().numpy(),

@@ -29,6 +29,15 @@ def parse_camera(spec: str) -> int | str:
     return int(spec) if spec.isdigit() else spec
 
 
+def check_camera(spec: int | str) -> None:
+    """What can be said without opening the camera (a run checks this before loading models)."""
+    import_cv2()
+    if isinstance(spec, int) and sys.platform.startswith("linux") and not Path(f"/dev/video{spec}").exists():
+        raise AvvpError(f"camera {spec}: not found (no /dev/video{spec})")
+    if isinstance(spec, str) and "://" not in spec and not Path(spec).exists():
+        raise AvvpError(f"camera {spec}: not found")
+
+
 class CameraCapture:
     """``on_frame(t, rgb)`` for every frame. ``fault`` is set (and the thread ends) when a
     live camera stops delivering or freezes; ``ended`` when a file camera reaches its end."""
@@ -41,11 +50,7 @@ class CameraCapture:
         self.freeze_seconds = freeze_seconds
         self.name = f"camera {spec}"
         self.is_file = isinstance(spec, str) and Path(spec).is_file()
-        is_url = isinstance(spec, str) and "://" in spec
-        if isinstance(spec, int) and sys.platform.startswith("linux") and not Path(f"/dev/video{spec}").exists():
-            raise AvvpError(f"{self.name}: not found (no /dev/video{spec})")
-        if isinstance(spec, str) and not (self.is_file or is_url or Path(spec).exists()):
-            raise AvvpError(f"{self.name}: not found")
+        check_camera(spec)
         self.cap = cv2.VideoCapture(spec)
         if not self.cap.isOpened():
             raise AvvpError(f"{self.name}: cannot open (busy in another program, or not a camera or video)")

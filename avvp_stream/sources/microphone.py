@@ -32,6 +32,17 @@ def parse_device(spec: str | None) -> int | str | None:
     return int(spec) if spec.isdigit() else spec
 
 
+def check_microphone(device: int | str | None) -> str:
+    """The input device's name, or one clear error (checked before models load)."""
+    sd = import_sounddevice()
+    name = "default microphone" if device is None else f"microphone {device!r}"
+    try:
+        return sd.query_devices(device, kind="input")["name"]
+    except (ValueError, sd.PortAudioError):
+        raise AvvpError(f"{name}: no such input device "
+                        f"({_input_devices(sd) or 'the system lists no input device'})") from None
+
+
 class MicrophoneCapture:
     """``on_audio(t_end, samples)`` for every block: ``samples`` (n,) float32 mono at the
     stream's rate, ``t_end`` the host time just after its last sample.
@@ -52,12 +63,7 @@ class MicrophoneCapture:
         self.name = "default microphone" if device is None else f"microphone {device!r}"
         if stream_factory is None:
             sd = import_sounddevice()
-            try:
-                info = sd.query_devices(device, kind="input")
-            except (ValueError, sd.PortAudioError):
-                raise AvvpError(f"{self.name}: no such input device "
-                                f"({_input_devices(sd) or 'the system lists no input device'})") from None
-            self.name = f"microphone {info['name']!r}"
+            self.name = f"microphone {check_microphone(device)!r}"
             stream_factory = sd.InputStream
             errors: tuple[type[Exception], ...] = (sd.PortAudioError, ValueError)
         else:

@@ -7,8 +7,10 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 namespace avvp {
 namespace {
@@ -29,33 +31,43 @@ inline acc_t sigmoid(acc_t v) { return acc_t(1) / (acc_t(1) + std::exp(-v)); }
 // Math in float (double for double inputs, so that gradcheck can run in double).
 at::ScalarType math_type(at::ScalarType t) { return t == at::kDouble ? at::kDouble : at::kFloat; }
 
+// Per video, classes innermost (contiguous in the logits), each exponential computed once.
 template <typename acc_t>
 void forward_loops(const acc_t* L, acc_t* V, acc_t* A, acc_t* S, acc_t* P, int64_t N, int64_t T, int64_t C) {
   const int64_t C3 = 3 * C;
   at::parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
+    std::vector<acc_t> mx(C), denom(C), e(T * C);
     for (int64_t n = begin; n < end; ++n) {
       const acc_t* l = L + n * T * 2 * C3;
       acc_t* p = P + n * T * 2 * C;
-      for (int64_t c = 0; c < C; ++c) {
-        acc_t pooled[2] = {0, 0}, video_sum = 0;
-        for (int m = 0; m < 2; ++m) {
-          acc_t mx = -std::numeric_limits<acc_t>::infinity(), denom = 0;
-          for (int64_t t = 0; t < T; ++t) mx = std::max(mx, l[(t * 2 + m) * C3 + C + c]);
-          for (int64_t t = 0; t < T; ++t) denom += std::exp(l[(t * 2 + m) * C3 + C + c] - mx);
-          for (int64_t t = 0; t < T; ++t) {
-            const acc_t* row = l + (t * 2 + m) * C3;
-            const acc_t a_m = row[2 * C + c], a_o = l[(t * 2 + 1 - m) * C3 + 2 * C + c], top = std::max(a_m, a_o);
-            const acc_t ma = std::exp(a_m - top) / (std::exp(a_m - top) + std::exp(a_o - top));
+      acc_t* video = V + n * C;
+      std::fill(video, video + C, acc_t(0));
+      for (int m = 0; m < 2; ++m) {
+        acc_t* pooled = (m == 0 ? A : S) + n * C;
+        std::fill(mx.begin(), mx.end(), -std::numeric_limits<acc_t>::infinity());
+        std::fill(denom.begin(), denom.end(), acc_t(0));
+        std::fill(pooled, pooled + C, acc_t(0));
+        for (int64_t t = 0; t < T; ++t) {
+          const acc_t* att = l + (t * 2 + m) * C3 + C;
+          for (int64_t c = 0; c < C; ++c) mx[c] = std::max(mx[c], att[c]);
+        }
+        for (int64_t t = 0; t < T; ++t) {
+          const acc_t* att = l + (t * 2 + m) * C3 + C;
+          for (int64_t c = 0; c < C; ++c) denom[c] += (e[t * C + c] = std::exp(att[c] - mx[c]));
+        }
+        for (int64_t t = 0; t < T; ++t) {
+          const acc_t* row = l + (t * 2 + m) * C3;
+          const acc_t* other = l + (t * 2 + 1 - m) * C3;
+          acc_t* prob_out = p + (t * 2 + m) * C;
+          for (int64_t c = 0; c < C; ++c) {
             const acc_t prob = sigmoid(row[c]);
-            const acc_t tp = std::exp(row[C + c] - mx) / denom * prob;
-            p[(t * 2 + m) * C + c] = prob;
-            pooled[m] += tp;
-            video_sum += tp * ma;
+            const acc_t ma = sigmoid(row[2 * C + c] - other[2 * C + c]);  // two-way softmax
+            const acc_t tp = e[t * C + c] / denom[c] * prob;
+            prob_out[c] = prob;
+            pooled[c] += tp;
+            video[c] += tp * ma;
           }
         }
-        A[n * C + c] = pooled[0];
-        S[n * C + c] = pooled[1];
-        V[n * C + c] = video_sum;
       }
     }
   });
