@@ -44,6 +44,18 @@ def test_forward_matches_reference_fp32(built, n, t):
         torch.testing.assert_close(g, r, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_inputs_on_the_cpu_op(built, dtype):
+    """Half inputs, float math inside, half outputs: within 1e-3 of the float definition on
+    the same (rounded) inputs (bfloat16's 8-bit mantissa: 1e-2)."""
+    x, w, b = inputs(64, 10, dtype=dtype)
+    want = ops.reference(x.float(), w.float(), b.float())
+    tol = 1e-3 if dtype == torch.float16 else 1e-2
+    for g, r in zip(torch.ops.avvp.attentive_pool(x, w, b)[:4], want):
+        assert g.dtype == dtype
+        torch.testing.assert_close(g.float(), r, atol=tol, rtol=tol)
+
+
 def test_every_window_length(built):
     for t in range(1, 11):
         x, w, b = inputs(3, t, seed=t)

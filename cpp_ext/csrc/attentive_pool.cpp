@@ -44,7 +44,7 @@ void forward_loops(const acc_t* L, acc_t* V, acc_t* A, acc_t* S, acc_t* P, int64
       std::fill(video, video + C, acc_t(0));
       for (int m = 0; m < 2; ++m) {
         acc_t* pooled = (m == 0 ? A : S) + n * C;
-        std::fill(mx.begin(), mx.end(), -std::numeric_limits<acc_t>::infinity());
+        std::copy(l + m * C3 + C, l + m * C3 + 2 * C, mx.begin());  // start from t = 0
         std::fill(denom.begin(), denom.end(), acc_t(0));
         std::fill(pooled, pooled + C, acc_t(0));
         for (int64_t t = 0; t < T; ++t) {
@@ -84,8 +84,8 @@ void backward_loops(const acc_t* L, const acc_t* GV, const acc_t* GA, const acc_
       acc_t* g = G + n * T * 2 * C3;
       for (int64_t c = 0; c < C; ++c) {
         for (int m = 0; m < 2; ++m) {  // the forward's attention weights, recomputed from the logits
-          acc_t mx = -std::numeric_limits<acc_t>::infinity(), denom = 0;
-          for (int64_t t = 0; t < T; ++t) mx = std::max(mx, l[(t * 2 + m) * C3 + C + c]);
+          acc_t mx = l[m * C3 + C + c], denom = 0;
+          for (int64_t t = 1; t < T; ++t) mx = std::max(mx, l[(t * 2 + m) * C3 + C + c]);
           for (int64_t t = 0; t < T; ++t) denom += std::exp(l[(t * 2 + m) * C3 + C + c] - mx);
           for (int64_t t = 0; t < T; ++t) {
             const acc_t* row = l + (t * 2 + m) * C3;
