@@ -30,21 +30,21 @@ def records(stdout):
 
 
 def test_camera_file_live_run_counts_every_snippet(tmp_path):
-    """A 5 s video played as a camera, full ResNet profile one snippet at a time: on this
-    CPU compute is slower than real time, so the skip policy drops; whatever happens,
-    every captured snippet is either emitted or counted as dropped."""
-    video = make_mjpeg(tmp_path / "cam.avi", 50, fps=10)
+    """A 6 s video played as a camera for --duration 4, full ResNet profile: on this CPU
+    compute is slower than real time, so the skip policy drops; whatever happens, every
+    captured snippet is either emitted or counted as dropped."""
+    video = make_mjpeg(tmp_path / "cam.avi", 60, fps=10)
     plot = tmp_path / "timeline.png"
     proc = run("--source", "camera", "--camera", video, "--random-weights", "--device", "cpu", "--resnet-frames", 8,
-               "--batch", 1, "--lookahead", 1, "--plot", plot)
+               "--lookahead", 1, "--duration", 4, "--plot", plot)
     assert proc.returncode == 0, proc.stderr
     recs = records(proc.stdout)
     summary = recs[-1]
-    assert summary["kind"] == "summary" and summary["snippets"] == 5 and summary["camera_fps"] == pytest.approx(10, rel=0.1)
+    assert summary["kind"] == "summary" and summary["snippets"] == 4 and summary["camera_fps"] == pytest.approx(10, rel=0.1)
     final = [r for r in recs if r["kind"] == "snippet" and r["final"]]
-    assert len(final) + summary["dropped"] == 5
+    assert len(final) + summary["dropped"] == 4
     starts = [r["start"] for r in final]
-    assert starts == sorted(set(starts)) and set(starts) <= {0.0, 1.0, 2.0, 3.0, 4.0}
+    assert starts == sorted(set(starts)) and set(starts) <= {0.0, 1.0, 2.0, 3.0}
     assert all(r["emitted_at"] >= r["captured_at"] for r in final)
     assert "no microphone: fed as silence" in proc.stderr
     assert f"{summary['dropped']} dropped (compute behind, --policy skip)" in proc.stderr
@@ -55,9 +55,9 @@ def test_camera_file_live_run_counts_every_snippet(tmp_path):
 
 @pytest.mark.parametrize("policy", ["skip", "lag"])
 def test_pacing_policy_when_compute_falls_behind(tmp_path, policy):
-    """The consumer takes 1.7 s per snippet of a 6 s camera: skip (one waiting snippet)
+    """The consumer takes 1.7 s per snippet of a 5 s camera: skip (one waiting snippet)
     keeps labels near real time by dropping, and counting, the oldest; lag keeps them all."""
-    src = LiveSource(camera=str(make_mjpeg(tmp_path / "cam.avi", 60, fps=10)), policy=policy,
+    src = LiveSource(camera=str(make_mjpeg(tmp_path / "cam.avi", 50, fps=10)), policy=policy,
                      queue_size=1 if policy == "skip" else None)
     src.start()
     got = []
@@ -66,11 +66,11 @@ def test_pacing_policy_when_compute_falls_behind(tmp_path, policy):
         time.sleep(1.7)
     src.stop()
     dropped = [s.index for s in src.queue.dropped]
-    assert src.stats.snippets == 6 and sorted(got + dropped) == list(range(6))
+    assert src.stats.snippets == 5 and sorted(got + dropped) == list(range(5))
     if policy == "skip":
-        assert dropped and got[-1] == 5  # the newest second is always parsed
+        assert dropped and got[-1] == 4  # the newest second is always parsed
     else:
-        assert dropped == [] and got == list(range(6))
+        assert dropped == [] and got == list(range(5))
 
 
 def test_event_tracker_ends_events_at_a_dropped_snippet():
