@@ -169,3 +169,24 @@ def test_timeline_plot_paints_each_event_where_it_belongs(tmp_path):
         assert tuple(img[(y0 + y1) // 2, x1 + 3]) != COLOURS[ev.modality]  # the bar ends at the offset
     x0, y0, x1, y1 = lane_box(10.0, rows, "visual", "Dog", 0.0, 2.0, px)  # visual Dog before its onset
     assert tuple(img[(y0 + y1) // 2, (x0 + x1) // 2]) != COLOURS["visual"]
+
+
+def test_ctrl_c_on_live_input_flushes_and_exits_130(tmp_path):
+    import signal
+
+    video = make_mjpeg(tmp_path / "cam.avi", 200, fps=10)
+    proc = subprocess.Popen([*STREAM, "--source", "camera", "--camera", str(video), "--random-weights", "--device", "cpu"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = proc.stdout.readline()  # the first snippet is out: capture and parsing are under way
+    assert json.loads(first)["kind"] == "snippet"
+    proc.send_signal(signal.SIGINT)
+    rest = proc.stdout.read()
+    err = proc.stderr.read()
+    proc.wait(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err and "live: " in err
+    recs = records(first + rest)
+    assert recs[-1]["kind"] == "summary" and recs[-1]["snippets"] < 20
+    events = [r for r in recs if r["kind"] == "event"]
+    opened = {(e["modality"], e["label"]) for e in events if e["state"] == "start"}
+    assert opened == {(e["modality"], e["label"]) for e in events if e["state"] == "end"}
