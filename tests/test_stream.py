@@ -53,7 +53,7 @@ def test_real_llp_clip_gives_ten_final_snippets(llp_dir):
 
 def test_classes_filter_and_missing_audio(tmp_path):
     path = make_media(tmp_path / "silent.mkv", 2.0, audio=False, video_codec="mpeg4", size=(48, 32))
-    proc = run(path, "--random-weights", "--device", "cpu", "--classes", "Dog,Speech")
+    proc = run(path, "--random-weights", "--device", "cpu", "--classes", "Dog,Speech", "--backend", "torch")
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.count("no audio stream") == 1
     snippets = [r for r in records(proc.stdout) if r["kind"] == "snippet"]
@@ -111,7 +111,7 @@ def test_tsv_srt_vtt_outputs_agree_with_the_events(tmp_path):
     from avvp_stream.writers.timed_text import SrtWriter, TsvWriter, VttWriter
 
     path = make_media(tmp_path / "clip.mp4", 3.0, size=(32, 32))
-    common = ["--random-weights", "--device", "cpu", "--resnet-frames", "1"]
+    common = ["--random-weights", "--device", "cpu", "--resnet-frames", "1", "--backend", "torch"]
     events = [r for r in records(run(path, *common).stdout) if r["kind"] == "event" and r["state"] == "end"]
     assert events  # random weights switch many classes on
     outputs = {}

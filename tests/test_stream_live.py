@@ -85,7 +85,7 @@ def test_event_tracker_ends_events_at_a_dropped_snippet():
 def test_unplugged_camera_keeps_what_was_emitted(tmp_path):
     server = CameraServer(make_mjpeg(tmp_path / "net.avi", 100, fps=10), fps=10, cut_after=3.5)
     try:
-        proc = run("--source", "camera", "--camera", server.url, "--random-weights", "--device", "cpu")
+        proc = run("--source", "camera", "--camera", server.url, "--random-weights", "--device", "cpu", "--backend", "torch")
     finally:
         server.close()
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
@@ -134,7 +134,7 @@ def test_microphone_without_portaudio_or_device_is_one_line():
 def test_live_table_on_a_terminal(tmp_path):
     video = make_media(tmp_path / "clip.mp4", 2.0, size=(64, 48))
     leader, follower = pty.openpty()
-    proc = subprocess.Popen([*STREAM, str(video), "--random-weights", "--device", "cpu"], stdout=follower,
+    proc = subprocess.Popen([*STREAM, str(video), "--random-weights", "--device", "cpu", "--backend", "torch"], stdout=follower,
                             stderr=subprocess.PIPE, env={**os.environ, "COLUMNS": "160"})
     os.close(follower)
     out = b""
@@ -175,7 +175,8 @@ def test_ctrl_c_on_live_input_flushes_and_exits_130(tmp_path):
     import signal
 
     video = make_mjpeg(tmp_path / "cam.avi", 200, fps=10)
-    proc = subprocess.Popen([*STREAM, "--source", "camera", "--camera", str(video), "--random-weights", "--device", "cpu"],
+    proc = subprocess.Popen([*STREAM, "--source", "camera", "--camera", str(video), "--random-weights", "--device", "cpu",
+                             "--backend", "torch"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     first = proc.stdout.readline()  # the first snippet is out: capture and parsing are under way
     assert json.loads(first)["kind"] == "snippet"
