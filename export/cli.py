@@ -108,13 +108,12 @@ def tensorrt(
 ):
     """Build (or find fresh in the cache) a TensorRT engine for this GPU and TensorRT
     version. fp16 engines come from fp16 ONNX files. UNTESTED on this project's machines."""
-    import importlib.util
-
+    from avvp_stream.backends import unavailable_reason
     from avvp_stream.paths import cache_home
 
-    for module in ("tensorrt", "pycuda"):
-        if importlib.util.find_spec(module) is None:
-            raise AvvpError(f"{module} is not installed: pip install 'avvp-stream[tensorrt]' (NVIDIA GPUs)")
+    missing = unavailable_reason("tensorrt", "cuda")  # the modules only: the build itself finds the GPU
+    if missing:
+        raise AvvpError(missing)
     if not onnx_file.is_file():
         raise AvvpError(f"{onnx_file}: file not found")
     from avvp_stream.export.tensorrt_engine import cached_engine

@@ -77,12 +77,17 @@ def check_head(path: str | Path, model, shapes=((1, 10), (4, 7), (3, 1), (2, 23)
     return max(max_abs_diff(path, module, head_inputs(b, t, seed=b * 100 + t), list(HEAD_INPUTS)) for b, t in shapes)
 
 
-def state_hash(model) -> str:
-    digest = hashlib.sha256(repr(model.config).encode())
-    for name, tensor in sorted(model.state_dict().items()):
+def _weights_digest(module: nn.Module, salt: str) -> str:
+    """sha256 of ``salt`` and every tensor of the module's state dict (by name, as fp32)."""
+    digest = hashlib.sha256(salt.encode())
+    for name, tensor in sorted(module.state_dict().items()):
         digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:16]
+
+
+def state_hash(model) -> str:
+    return _weights_digest(model, repr(model.config))
 
 
 def cached_head(model) -> Path:
@@ -104,17 +109,24 @@ class _ExtractorStage(nn.Module):
         return self.net(x).float()
 
 
-def extractor_stages(extractor) -> dict[str, tuple[nn.Module, torch.Tensor]]:
-    """(module, example input) per network, in fp32 on the CPU, contiguous memory."""
+def _networks(extractor) -> dict[str, tuple[nn.Module, torch.Tensor]]:
+    """The extractor's own networks, with an example input for each."""
     g = torch.Generator().manual_seed(0)
-    nets = {
+    return {
         "vggish": (extractor.vggish, torch.randn(2, 96, 64, generator=g) * 2.0),
         "resnet152": (extractor.resnet, torch.randn(2, 3, 224, 224, generator=g)),
         "r2plus1d_18": (extractor.r2plus1d, torch.randn(2, 3, 8, 112, 112, generator=g)),
     }
-    # copies: exporting must not move or convert the extractor's own (maybe GPU, fp16) networks
-    return {name: (_ExtractorStage(copy.deepcopy(net)).float().cpu().eval().to(memory_format=torch.contiguous_format), x)
-            for name, (net, x) in nets.items()}
+
+
+def _stage(net: nn.Module) -> nn.Module:
+    # a copy: exporting must not move or convert the extractor's own (maybe GPU, fp16) network
+    return _ExtractorStage(copy.deepcopy(net)).float().cpu().eval().to(memory_format=torch.contiguous_format)
+
+
+def extractor_stages(extractor) -> dict[str, tuple[nn.Module, torch.Tensor]]:
+    """(module, example input) per network, in fp32 on the CPU, contiguous memory."""
+    return {name: (_stage(net), x) for name, (net, x) in _networks(extractor).items()}
 
 
 def export_extractors(extractor, folder: str | Path, names=("vggish", "resnet152", "r2plus1d_18")) -> dict[str, Path]:
@@ -128,11 +140,7 @@ def export_extractors(extractor, folder: str | Path, names=("vggish", "resnet152
 
 
 def module_hash(module: nn.Module) -> str:
-    digest = hashlib.sha256(type(module).__name__.encode())
-    for name, tensor in sorted(module.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
+    return _weights_digest(module, type(module).__name__)
 
 
 def quantize_int8(src: Path, dst: Path) -> Path:
@@ -145,10 +153,10 @@ def quantize_int8(src: Path, dst: Path) -> Path:
 def cached_extractors(extractor, int8: bool = False) -> dict[str, Path]:
     """The extractors' ONNX files for these exact weights (and their int8 versions)."""
     out = {}
-    for name, (module, example) in extractor_stages(extractor).items():
-        path = cache_home() / "onnx" / f"{name}_{module_hash(module)}.onnx"
-        if not path.is_file():
-            _export(module, (example,), path, ["input"], ["features"], {"input": {0: "batch"}, "features": {0: "batch"}})
+    for name, (net, example) in _networks(extractor).items():
+        path = cache_home() / "onnx" / f"{name}_{module_hash(net)}.onnx"
+        if not path.is_file():  # copy the network only when it has to be exported
+            _export(_stage(net), (example,), path, ["input"], ["features"], {"input": {0: "batch"}, "features": {0: "batch"}})
         if int8 and name != "vggish":
             quantized = path.with_name(path.stem + "_int8.onnx")
             if not quantized.is_file():

@@ -32,6 +32,14 @@ def feed_microphone(asm, seconds, drift_ppm, signal, jitter=0.004, skip=(), seed
         asm.push_audio(t_end + rng.uniform(0, jitter), signal(n / rate).astype(np.float32))
 
 
+def collect(src: LiveSource) -> list:
+    """Start a live source, take every snippet until it ends, stop it."""
+    src.start()
+    snippets = [s for batch in src.batches(8) for s in batch]
+    src.stop()
+    return snippets
+
+
 def clicks(t):
     """A click at host time k + 0.5 of every second."""
     phase = np.mod(t, 1.0)
@@ -103,9 +111,7 @@ def test_microphone_through_injected_stream():
     src = LiveSource(microphone=True, duration=5,
                      stream_factory=signal_stream(signal=burst, drift_ppm=3000, overflow_blocks=(7, 40)))
     assert src.notes == ["no camera: fed as black frames"]
-    src.start()
-    snippets = [s for batch in src.batches(8) for s in batch]
-    src.stop()
+    snippets = collect(src)
     assert [s.start for s in snippets] == [0.0, 1.0, 2.0, 3.0, 4.0]
     rms = lambda x: float(np.sqrt(np.mean(x ** 2)))  # noqa: E731
     one, two = snippets[1].audio, snippets[2].audio
@@ -124,9 +130,7 @@ def test_camera_file_and_microphone_share_one_clock(tmp_path):
     video = make_mjpeg(tmp_path / "cam.avi", 35, fps=10)
     src = LiveSource(camera=str(video), microphone=True, stream_factory=signal_stream())
     assert src.notes == []
-    src.start()
-    snippets = [s for batch in src.batches(8) for s in batch]
-    src.stop()
+    snippets = collect(src)
     assert [s.start for s in snippets] == [0.0, 1.0, 2.0, 3.0]  # 3.5 s of video: the half second counts
     for s in snippets[:3]:
         levels = s.frames[:, 0, 0, 0].astype(int)
@@ -136,40 +140,31 @@ def test_camera_file_and_microphone_share_one_clock(tmp_path):
     assert src.stats.camera_fps == pytest.approx(10, rel=0.1) and src.fault is None
 
 
-def test_unplugged_network_camera_is_a_fault(tmp_path):
-    server = CameraServer(make_mjpeg(tmp_path / "net.avi", 100, fps=10), fps=10, cut_after=2.5)
+def network_camera(video, server_options: dict, **source_options):
+    """``video`` served as a loopback network camera at 10 fps, read live until it stops:
+    the source (for its fault) and its snippets."""
+    server = CameraServer(video, fps=10, **server_options)
     try:
-        src = LiveSource(camera=server.url)
-        src.start()
-        snippets = [s for batch in src.batches(8) for s in batch]
-        src.stop()
+        src = LiveSource(camera=server.url, **source_options)
+        return src, collect(src)
     finally:
         server.close()
+
+
+def test_unplugged_network_camera_is_a_fault(tmp_path):
+    src, snippets = network_camera(make_mjpeg(tmp_path / "net.avi", 100, fps=10), {"cut_after": 2.5})
     assert 1 <= len(snippets) <= 3
     assert "read failed" in src.fault and "unplugged" in src.fault
 
 
 def test_hanging_camera_stalls_into_a_fault(tmp_path):
-    server = CameraServer(make_mjpeg(tmp_path / "net.avi", 100, fps=10), fps=10, cut_after=1.5, hang=True)
-    try:
-        src = LiveSource(camera=server.url, stall_seconds=1.0)
-        src.start()
-        snippets = [s for batch in src.batches(8) for s in batch]
-        src.stop()
-    finally:
-        server.close()
+    src, snippets = network_camera(make_mjpeg(tmp_path / "net.avi", 100, fps=10), {"cut_after": 1.5, "hang": True},
+                                   stall_seconds=1.0)
     assert len(snippets) >= 1 and "no frame for" in src.fault
 
 
 def test_frozen_camera_is_a_fault(tmp_path):
-    server = CameraServer(make_mjpeg(tmp_path / "still.avi", 100, fps=10, still=True), fps=10)
-    try:
-        src = LiveSource(camera=server.url, freeze_seconds=1.5)
-        src.start()
-        snippets = [s for batch in src.batches(8) for s in batch]
-        src.stop()
-    finally:
-        server.close()
+    src, snippets = network_camera(make_mjpeg(tmp_path / "still.avi", 100, fps=10, still=True), {}, freeze_seconds=1.5)
     assert len(snippets) <= 2 and "frozen" in src.fault
 
 
