@@ -50,7 +50,7 @@ def parse(
     checkpoint: Optional[str] = typer.Option(None, help="HAN checkpoint (ours or the official MMIL_Net.pt). Default: the official one, from the cache or downloaded once."),
     random_weights: bool = typer.Option(False, "--random-weights", help="Every network randomly initialised, no weight files (smoke tests, benchmarks)."),
     device: str = typer.Option("auto", help="torch device: auto, cpu, cuda, cuda:N."),
-    backend: str = typer.Option("auto", help="Engine for the HAN head: auto (the fastest available here, printed), torch (eager reference), onnxruntime (CPU), cuda-graph (GPU), tensorrt (GPU; pip install 'avvp-stream[tensorrt]')."),
+    backend: str = typer.Option("auto", help="Engine for the HAN head and the feature networks: auto (the fastest available here, printed), torch (eager reference), onnxruntime (CPU), cuda-graph (GPU), tensorrt (GPU; pip install 'avvp-stream[tensorrt]')."),
     window: int = typer.Option(10, help="Snippets per HAN window (trained on 10)."),
     lookahead: Optional[int] = typer.Option(None, help="Snippets after which a snippet's labels are final; provisional labels are printed before. Default: live 0 (final at once); file: labels from full windows only, printed once final."),
     threshold: float = typer.Option(0.5, help="Probability threshold (the official 0.5)."),
@@ -158,6 +158,12 @@ def parse(
         # 1.2-1.4x faster than torch on the feature networks too (benchmarks/stream_latency.py)
         _note("feature networks on ONNX Runtime too (exported once per set of weights into the cache)")
         extractor.use_onnxruntime()
+    elif engine.name == "tensorrt":
+        _note("feature networks as TensorRT engines too (built once per GPU into the cache)")
+        extractor.use_tensorrt()
+    elif engine.name == "cuda-graph":
+        _note("feature networks replayed from CUDA graphs too")
+        extractor.use_cuda_graphs()
     parser = OnlineParser(engine, policy_, threshold, extractor.device)
     if output_format == "table":
         from .writers.table import TableWriter

@@ -11,6 +11,9 @@ python3 -m pip install --no-deps --no-build-isolation -e . >"$OUT/install.log" 2
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >"$OUT/gpu.txt"
 python3 -c "import torch; print(torch.__version__, torch.version.cuda)" >>"$OUT/gpu.txt"
 # GPU tests: the fused op's CUDA kernel (fp32 1e-5, fp16 1e-3, backward) and the backends.
-python3 -m pytest -q -rs tests/test_fused_pool.py tests/test_backends.py -k "not export_onnx" 2>&1 | tee "$OUT/tests.txt"
+# CUDA graphs of the folded head and of the three feature networks against eager.
+python3 -m pytest -q -rs tests/test_fused_pool.py tests/test_backends.py tests/test_folded_head.py -k "not export_onnx" 2>&1 | tee "$OUT/tests.txt"
 # Head latency per backend (eager, fused pooling, cuda-graph) and the pooling op at batch 1 and 65536.
 python3 benchmarks/head_latency.py --device cuda --json "$OUT/head_latency_gpu.json" 2>&1 | tee "$OUT/head_latency_gpu.txt"
+# The whole pipeline per snippet (features + head), eager fp32 vs fp16 channels-last vs CUDA graphs (no PyAV there: decoded noise).
+python3 benchmarks/stream_latency.py --device cuda --synthetic --json "$OUT/stream_latency_gpu.json" 2>&1 | tee "$OUT/stream_latency_gpu.txt"

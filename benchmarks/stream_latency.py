@@ -10,9 +10,10 @@ the same pipeline as ``avvp-stream --source camera``: per snippet, host time fro
 of its second to its final labels being written (this includes waiting for the second's
 last frame and any queueing), and how many snippets the skip policy dropped.
 Random-initialised networks (no weights can be downloaded here): costs are those of the
-real architectures.
+real architectures. ``--synthetic`` feeds ten 1 s snippets of noise (360x640 frames)
+instead of the clip, as if already decoded: for machines without PyAV (the lent GPU).
 
-    python benchmarks/stream_latency.py [--clip PATH] [--device cpu] [--json out.json] [--no-live]
+    python benchmarks/stream_latency.py [--clip PATH] [--device cpu|cuda] [--json out.json] [--no-live] [--synthetic]
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import torch
 from avvp_stream.features.extractor import FeatureExtractor
 from avvp_stream.model import HAN
 from avvp_stream.parser import CommitPolicy, OnlineParser
-from avvp_stream.sources.file import FileSource
+from avvp_stream.sources.file import FileSource, Snippet
 
 DEFAULT_CLIP = Path(__file__).resolve().parents[2] / "shared" / "llp" / "BjCEufrlXm4.mp4"
 SETTINGS = {
@@ -38,6 +39,7 @@ SETTINGS = {
     "onnxruntime_int8": dict(fast=True, resnet_frames=8, engine="onnxruntime", int8=True),
     "live_cpu_profile": dict(fast=True, resnet_frames=2),
     "live_cpu_profile_onnxruntime": dict(fast=True, resnet_frames=2, engine="onnxruntime"),
+    "cuda_graph": dict(fast=True, resnet_frames=8, engine="cuda-graph"),  # GPU only
 }
 
 
@@ -50,13 +52,25 @@ def build(kw: dict, model: HAN, device: str):
     fx = FeatureExtractor(device=device, random_weights=True, seed=0, **kw)
     if engine == "onnxruntime":
         fx.use_onnxruntime(int8=int8)
+    if engine == "cuda-graph":
+        fx.use_cuda_graphs()
     return fx, create(engine, model, device)
+
+
+def synthetic_snippets(n: int = 10, size: tuple[int, int] = (360, 640)) -> list[Snippet]:
+    rng = np.random.default_rng(0)
+    return [Snippet(i, float(i), rng.uniform(-0.5, 0.5, 16000).astype(np.float32),
+                    rng.integers(0, 256, (8, *size, 3), dtype=np.uint8), 0.0) for i in range(n)]
+
+
+def snippets_of(path) -> list[Snippet]:
+    return synthetic_snippets() if path is None else list(FileSource(path))
 
 
 def live_latencies(path: Path, extractor: FeatureExtractor, model) -> list[float]:
     parser = OnlineParser(model, CommitPolicy(window=10, lookahead=0), device=extractor.device)
     latencies = []
-    for snippet in FileSource(path):
+    for snippet in snippets_of(path):
         ready = time.perf_counter()
         f = extractor.snippets(snippet.audio[None], snippet.frames[None])
         parser.insert_snippet(f.audio[0], f.video_2d[0], f.video_3d[0])
@@ -71,7 +85,7 @@ def live_latencies(path: Path, extractor: FeatureExtractor, model) -> list[float
 def offline_rtf(path: Path, extractor: FeatureExtractor, model, batch: int = 10) -> float:
     t0 = time.perf_counter()
     parser = OnlineParser(model, CommitPolicy(10, 9, full_windows_only=True), device=extractor.device)
-    snippets = list(FileSource(path))
+    snippets = snippets_of(path)
     finals = 0
     for i in range(0, len(snippets), batch):
         group = snippets[i:i + batch]
@@ -120,23 +134,30 @@ def main() -> None:
     ap.add_argument("--json", type=Path)
     ap.add_argument("--no-live", action="store_true", help="skip the live camera runs")
     ap.add_argument("--only", nargs="*", choices=list(SETTINGS), help="run only these settings")
+    ap.add_argument("--synthetic", action="store_true", help="decoded noise instead of the clip (no PyAV needed); no live runs")
     args = ap.parse_args()
+    clip = None if args.synthetic else args.clip
     torch.manual_seed(0)
     model = HAN().eval().to(args.device)
-    results = {"device": args.device, "threads": torch.get_num_threads(), "clip": args.clip.name}
+    device_type = torch.device(args.device).type
+    results = {"device": torch.cuda.get_device_name() if device_type == "cuda" else "cpu",
+               "threads": torch.get_num_threads(), "clip": "synthetic" if clip is None else clip.name}
     for name, kw in SETTINGS.items():
         if args.only and name not in args.only:
             continue
+        engine = kw.get("engine", "torch")
+        if (engine == "cuda-graph" and device_type != "cuda") or (engine == "onnxruntime" and device_type == "cuda"):
+            continue  # CUDA graphs need the GPU; ONNX Runtime is the CPU engine here
         fx, head = build(kw, model, args.device)
-        live_latencies(args.clip, fx, head)  # warm-up pass
-        lat = live_latencies(args.clip, fx, head)
-        rtf = offline_rtf(args.clip, fx, head)
+        live_latencies(clip, fx, head)  # warm-up pass
+        lat = live_latencies(clip, fx, head)
+        rtf = offline_rtf(clip, fx, head)
         results[name] = {"latency_p50_s": float(np.percentile(lat, 50)), "latency_p99_s": float(np.percentile(lat, 99)),
                          "offline_real_time_factor": rtf}
         print(f"{name:17s} latency p50 {results[name]['latency_p50_s']:.2f} s  p99 {results[name]['latency_p99_s']:.2f} s  "
               f"offline real-time factor {rtf:.2f}", flush=True)
-        if not args.no_live and name in ("default", "live_cpu_profile", "live_cpu_profile_onnxruntime"):
-            live, captured, dropped = live_camera_run(args.clip, fx, head)
+        if not args.no_live and clip is not None and name in ("default", "live_cpu_profile", "live_cpu_profile_onnxruntime"):
+            live, captured, dropped = live_camera_run(clip, fx, head)
             results[name].update(live_latency_p50_s=float(np.percentile(live, 50)),
                                  live_latency_p99_s=float(np.percentile(live, 99)),
                                  live_captured=captured, live_dropped=dropped)

@@ -35,7 +35,7 @@ def checkpoint(
 
 @app.command()
 def onnx(
-    out: Path = typer.Argument(..., help="Folder for han_head.onnx, the extractors' .onnx files and manifest.json."),
+    out: Path = typer.Argument(..., help="Folder for han_head.onnx, han_head_streaming.onnx, the extractors' .onnx files and manifest.json."),
     checkpoint: Optional[str] = typer.Option(None, help="HAN checkpoint (default: the official one)."),
     random_weights: bool = typer.Option(False, "--random-weights", help="Random networks, no weight files (tests, benchmarks)."),
     extractors: bool = typer.Option(True, help="Also export VGGish, ResNet-152 and R(2+1)D-18 (dynamic batch)."),
@@ -66,6 +66,15 @@ def onnx(
     manifest["files"]["han_head.onnx"] = {"max_abs_diff": diff, "dynamic": "batch, time"}
     _echo(f"han_head.onnx: max |onnxruntime - torch| = {diff:.2e}")
     failed += [head.name] if diff > tolerance else []
+    from avvp_stream.export.folded_head import can_fold
+
+    if can_fold(model):
+        streaming = ox.export_streaming_head(model, out / "han_head_streaming.onnx")
+        diff = ox.check_streaming_head(streaming, model)
+        manifest["files"][streaming.name] = {"max_abs_diff": diff, "dynamic": "new, known, batch, time",
+                                             "inputs": list(ox.STREAMING_INPUTS)}
+        _echo(f"{streaming.name}: max |onnxruntime - torch| = {diff:.2e} (sliding windows through the row cache)")
+        failed += [streaming.name] if diff > tolerance else []
     if fp16_head:
         ox.export_head(model, out / "han_head_fp16.onnx", fp16=True)
         manifest["files"]["han_head_fp16.onnx"] = {"dynamic": "batch, time", "dtype": "float16"}
@@ -103,23 +112,27 @@ def build_ext(
 
 @app.command()
 def tensorrt(
-    onnx_file: Path = typer.Argument(..., help="An ONNX file from `avvp-export onnx` (han_head.onnx or han_head_fp16.onnx)."),
+    onnx_file: Path = typer.Argument(..., help="An ONNX file from `avvp-export onnx`: han_head.onnx, han_head_fp16.onnx, vggish.onnx, resnet152.onnx or r2plus1d_18.onnx."),
     cache: Optional[Path] = typer.Option(None, help="Engine cache folder (default: $AVVP_STREAM_HOME/tensorrt)."),
 ):
     """Build (or find fresh in the cache) a TensorRT engine for this GPU and TensorRT
-    version. fp16 engines come from fp16 ONNX files. UNTESTED on this project's machines."""
+    version: the head (profile over batch and time) or a feature network (over batch).
+    fp16 engines come from fp16 ONNX files. UNTESTED on this project's machines."""
     from avvp_stream.backends import unavailable_reason
     from avvp_stream.paths import cache_home
 
+    if not onnx_file.is_file():
+        raise AvvpError(f"{onnx_file}: file not found")
+    if onnx_file.stem.startswith("han_head_streaming"):
+        raise AvvpError(f"{onnx_file.name} is the row-cache graph for ONNX Runtime; TensorRT builds han_head.onnx")
     missing = unavailable_reason("tensorrt", "cuda")  # the modules only: the build itself finds the GPU
     if missing:
         raise AvvpError(missing)
-    if not onnx_file.is_file():
-        raise AvvpError(f"{onnx_file}: file not found")
-    from avvp_stream.export.tensorrt_engine import cached_engine
+    from avvp_stream.export.tensorrt_engine import EXTRACTOR_PROFILE, HEAD_PROFILE, cached_engine
 
+    profile = HEAD_PROFILE if onnx_file.stem.startswith("han_head") else EXTRACTOR_PROFILE
     engine = cached_engine(onnx_file, cache or cache_home() / "tensorrt", onnx_file.stem,
-                           fp16_onnx="fp16" in onnx_file.stem)
+                           fp16_onnx="fp16" in onnx_file.stem, profile=profile)
     _echo(f"engine: {engine} (key in {engine.with_suffix('.json')})")
 
 

@@ -1,5 +1,9 @@
 """ONNX export of the HAN head (dynamic batch and time) and of the three feature
-extractors (dynamic batch), each checked against torch with ONNX Runtime on the CPU."""
+extractors (dynamic batch), each checked against torch with ONNX Runtime on the CPU.
+
+The head is exported folded (``folded_head.py``: same function, fewer multiply-adds)
+when the architecture allows: as one graph, and as the graph that the streaming cache of
+``backends/row_cache.py`` feeds."""
 
 from __future__ import annotations
 
@@ -19,10 +23,12 @@ from avvp_stream.paths import atomic_write, cache_home
 OPSET = 17
 HEAD_INPUTS = ("audio", "video_2d", "video_3d")
 HEAD_OUTPUTS = ("video_prob", "snippet_prob")
+HEAD_FORMAT = "folded-4"  # part of the cache key: a new graph layout never reuses an old file
 
 
 class HeadForExport(nn.Module):
-    """What a backend runs: frame-averaged inputs in, the two probability tensors the parser needs out."""
+    """The unfolded head (architectures that do not fold): frame-averaged inputs in, the
+    two probability tensors the parser needs out."""
 
     def __init__(self, model):
         super().__init__()
@@ -48,10 +54,18 @@ def head_inputs(batch: int = 2, time: int = 10, seed: int = 0, dtype=torch.float
     return tuple(torch.randn(batch, time, d, generator=g).to(dtype) for d in (128, 2048, 512))
 
 
+def head_module(model) -> nn.Module:
+    """What the engines run for ``model``: the folded head when it folds, else the plain one."""
+    from avvp_stream.export.folded_head import FoldedHead, can_fold
+
+    model = copy.deepcopy(model).float().cpu().eval()
+    return FoldedHead(model) if can_fold(model) else HeadForExport(model).eval()
+
+
 def export_head(model, path: str | Path, fp16: bool = False) -> Path:
     """The head with dynamic batch and time. ``fp16``: weights and inputs in half precision
     (what TensorRT 11 builds fp16 engines from)."""
-    module = HeadForExport(model).eval().cpu()
+    module = head_module(model)
     if fp16:
         module = module.half()
     dynamic = {name: {0: "batch", 1: "time"} for name in HEAD_INPUTS}
@@ -73,8 +87,28 @@ def max_abs_diff(path: str | Path, module: nn.Module, args: tuple, names: list[s
 
 
 def check_head(path: str | Path, model, shapes=((1, 10), (4, 7), (3, 1), (2, 23))) -> float:
-    module = HeadForExport(model).eval().cpu()
+    """Largest |ONNX Runtime - torch| against HAN itself (unfolded, eager)."""
+    module = HeadForExport(copy.deepcopy(model).float().cpu()).eval()
     return max(max_abs_diff(path, module, head_inputs(b, t, seed=b * 100 + t), list(HEAD_INPUTS)) for b, t in shapes)
+
+
+def check_streaming_head(path: str | Path, model, length: int = 24, window: int = 10) -> float:
+    """Largest |ONNX Runtime - torch| over a stream's sliding windows, run through the row
+    cache, and over the same windows as one batch (which hits the cache throughout)."""
+    from avvp_stream.backends.onnxruntime_backend import OnnxRuntimeBackend
+
+    backend = OnnxRuntimeBackend(path, streaming=True)
+    module = HeadForExport(copy.deepcopy(model).float().cpu()).eval()
+    stream = head_inputs(1, length, seed=7)
+    windows = [tuple(x[:, s:s + window] for x in stream) for s in range(length - window + 1)]
+    windows.append(tuple(torch.cat(w) for w in zip(*windows)))
+    worst = 0.0
+    for inputs in windows:
+        with torch.inference_mode():
+            want = module(*inputs)
+        got = backend.head(*(x.numpy() for x in inputs))
+        worst = max(worst, *(float(np.abs(g - w.numpy()).max()) for g, w in zip(got, want)))
+    return worst
 
 
 def _weights_digest(module: nn.Module, salt: str) -> str:
@@ -86,8 +120,29 @@ def _weights_digest(module: nn.Module, salt: str) -> str:
     return digest.hexdigest()[:16]
 
 
+STREAMING_INPUTS = (*HEAD_INPUTS, "known", "index")
+
+
+def export_streaming_head(model, path: str | Path) -> Path:
+    """The folded head fed from a cache of snippet rows (``folded_head.StreamingHeadForExport``,
+    ``backends/row_cache.py``): new inputs (N, D), known rows (M, 2, 5d), index (B, T)."""
+    from avvp_stream.export.folded_head import StreamingHeadForExport
+
+    head = head_module(model)
+    g = torch.Generator().manual_seed(0)
+    new = tuple(torch.randn(3, n, generator=g) for n in (128, 2048, 512))
+    with torch.no_grad():
+        known = head.rows(*(torch.randn(4, n, generator=g) for n in (128, 2048, 512)))
+    index = torch.tensor([[0, 1, 2, 3, 4], [2, 3, 4, 5, 6]])
+    dynamic = {"audio": {0: "new"}, "video_2d": {0: "new"}, "video_3d": {0: "new"}, "known": {0: "known"},
+               "index": {0: "batch", 1: "time"}, "video_prob": {0: "batch"}, "snippet_prob": {0: "batch", 1: "time"},
+               "rows": {0: "new"}}
+    return _export(StreamingHeadForExport(head), (*new, known, index), Path(path), list(STREAMING_INPUTS),
+                   [*HEAD_OUTPUTS, "rows"], dynamic)
+
+
 def state_hash(model) -> str:
-    return _weights_digest(model, repr(model.config))
+    return _weights_digest(model, repr(model.config) + HEAD_FORMAT)
 
 
 def cached_head(model) -> Path:
@@ -95,6 +150,14 @@ def cached_head(model) -> Path:
     path = cache_home() / "onnx" / f"han_head_{state_hash(model)}.onnx"
     if not path.is_file():
         export_head(model, path)
+    return path
+
+
+def cached_streaming_head(model) -> Path:
+    """``export_streaming_head`` for this exact model, exported on first use."""
+    path = cache_home() / "onnx" / f"han_head_streaming_{state_hash(model)}.onnx"
+    if not path.is_file():
+        export_streaming_head(model, path)
     return path
 
 

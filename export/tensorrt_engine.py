@@ -19,8 +19,10 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-# Optimization profile per input: (min, opt, max) of (batch, time). Opt is the live case.
+# Optimization profiles: (min, opt, max) of each dynamic axis. The head's opt is the
+# live case (one window of 10); an extractor's batch is frames, clips or examples per call.
 HEAD_PROFILE = {"batch": (1, 1, 64), "time": (1, 10, 64)}
+EXTRACTOR_PROFILE = {"batch": (1, 8, 64)}
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,16 @@ def gpu_identity() -> tuple[str, str]:
     return device.name(), f"{major}.{minor}"
 
 
+def profile_shapes(shape: tuple[int, ...], profile: dict) -> tuple[tuple[int, ...], ...]:
+    """(min, opt, max) shapes of one network input whose dynamic axes are -1: axis 0 is
+    the batch, a dynamic axis 1 is time (the head); the other axes keep their size."""
+    axes = {0: "batch", 1: "time"}
+    if any(size == -1 and axes.get(i) not in profile for i, size in enumerate(shape)):
+        raise ValueError(f"input shape {shape}: the profile {profile} does not cover its dynamic axes")
+    ranges = [profile[axes[i]] if size == -1 else (size, size, size) for i, size in enumerate(shape)]
+    return tuple(tuple(r[k] for r in ranges) for k in range(3))
+
+
 def build_engine(onnx_path: str | Path, fp16_onnx: bool, profile: dict, timing_cache: Path,
                  workspace_bytes: int = 1 << 30) -> bytes:
     import tensorrt as trt
@@ -108,9 +120,7 @@ def build_engine(onnx_path: str | Path, fp16_onnx: bool, profile: dict, timing_c
     opt_profile = builder.create_optimization_profile()
     for i in range(network.num_inputs):
         tensor = network.get_input(i)
-        feature = tensor.shape[-1]
-        lo, opt, hi = ((b, t, feature) for b, t in zip(profile["batch"], profile["time"]))
-        opt_profile.set_shape(tensor.name, lo, opt, hi)
+        opt_profile.set_shape(tensor.name, *profile_shapes(tuple(tensor.shape), profile))
     config.add_optimization_profile(opt_profile)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:

@@ -2,6 +2,7 @@
 either, the auto choice and missing-backend messages, the TensorRT engine cache (its keys
 and staleness; the TensorRT calls themselves skip without TensorRT), and avvp-export."""
 
+import copy
 import json
 import subprocess
 import sys
@@ -95,6 +96,16 @@ def test_engine_cache_keys_and_staleness(tmp_path):
     assert te.make_key(onnx, "NVIDIA H100 80GB HBM3", "9.0", "10.13.0", "fp32").digest != key.digest
 
 
+def test_engine_profiles_cover_the_dynamic_axes():
+    from avvp_stream.export import tensorrt_engine as te
+
+    assert te.profile_shapes((-1, -1, 128), te.HEAD_PROFILE) == ((1, 1, 128), (1, 10, 128), (64, 64, 128))
+    assert te.profile_shapes((-1, 3, 224, 224), te.EXTRACTOR_PROFILE) == (
+        (1, 3, 224, 224), (8, 3, 224, 224), (64, 3, 224, 224))
+    with pytest.raises(ValueError, match="does not cover"):
+        te.profile_shapes((-1, -1, 128), te.EXTRACTOR_PROFILE)
+
+
 @pytest.mark.gpu
 def test_tensorrt_engine_matches_torch(model):
     pytest.importorskip("tensorrt")
@@ -107,14 +118,44 @@ def test_tensorrt_engine_matches_torch(model):
         np.testing.assert_allclose(got, want, atol=1e-3)
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_graph_head_matches_torch(model):
+    graphs = create("cuda-graph", copy.deepcopy(model), "cuda")
+    reference = create("torch", copy.deepcopy(model), "cuda")
+    for b, t, seed in [(1, 10, 0), (4, 7, 1), (1, 10, 2)]:  # the last replays the first graph on new inputs
+        x = head_inputs(b, t, seed)
+        for got, want in zip(graphs.head(*x), reference.head(*x)):
+            np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_graph_extractors_match_eager():
+    from avvp_stream.features.extractor import FeatureExtractor
+
+    fx = FeatureExtractor(device="cuda", random_weights=True)
+    rng = np.random.default_rng(0)
+    batches = [(rng.uniform(-0.5, 0.5, (n, 16000)).astype(np.float32),
+                rng.integers(0, 256, (n, 8, 120, 160, 3), dtype=np.uint8)) for n in (3, 3, 2)]
+    eager = [fx.snippets(*batch) for batch in batches]
+    fx.use_cuda_graphs()
+    for batch, want in zip(batches, eager):  # a second batch of 3 replays the captured graphs
+        got = fx.snippets(*batch)
+        assert np.mean(np.abs(got.audio - want.audio) > 1) == 0  # VGGish stays fp32: at most one 8-bit bin apart
+        for g, w in ((got.video_2d, want.video_2d), (got.video_3d, want.video_3d)):
+            assert np.abs(g - w).max() <= 1e-2 * max(1.0, np.abs(w).max())
+
+
 def test_avvp_export_onnx_checks_every_file(tmp_path):
     proc = subprocess.run([*EXPORT, "onnx", str(tmp_path / "out"), "--random-weights", "--fp16-head"],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     files = manifest["files"]
-    assert set(files) == {"han_head.onnx", "han_head_fp16.onnx", "vggish.onnx", "resnet152.onnx", "r2plus1d_18.onnx"}
-    assert files["han_head.onnx"]["max_abs_diff"] < 1e-4
+    assert set(files) == {"han_head.onnx", "han_head_streaming.onnx", "han_head_fp16.onnx", "vggish.onnx",
+                          "resnet152.onnx", "r2plus1d_18.onnx"}
+    assert files["han_head.onnx"]["max_abs_diff"] < 1e-4 and files["han_head_streaming.onnx"]["max_abs_diff"] < 1e-4
     for name in ("vggish.onnx", "resnet152.onnx", "r2plus1d_18.onnx"):
         assert files[name]["max_abs_diff"] / files[name]["output_scale"] < 1e-4, (name, files[name])
     import onnx
@@ -126,8 +167,11 @@ def test_avvp_export_onnx_checks_every_file(tmp_path):
 
 def test_avvp_export_build_ext_and_bad_input(tmp_path):
     proc = subprocess.run([*EXPORT, "tensorrt", str(tmp_path / "missing.onnx")], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert ("tensorrt is not installed" in proc.stderr) or ("file not found" in proc.stderr)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "file not found" in proc.stderr
+    (tmp_path / "han_head_streaming.onnx").write_bytes(b"onnx")
+    proc = subprocess.run([*EXPORT, "tensorrt", str(tmp_path / "han_head_streaming.onnx")], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2 and "row-cache graph for ONNX Runtime" in proc.stderr
     from avvp_stream.export import ops
 
     cuda = ops.cuda_toolkit() is not None  # as the session's build (tests/test_fused_pool.py): found in the cache

@@ -100,6 +100,19 @@ def test_han_uses_it_and_gives_the_same_outputs(built):
         torch.testing.assert_close(g, r, atol=1e-5, rtol=1e-5)
 
 
+def test_folded_head_uses_it_and_gives_the_same_outputs(built):
+    from avvp_stream.export.folded_head import FoldedHead
+
+    torch.manual_seed(0)
+    model = HAN().eval()
+    a, v2, v3 = torch.randn(3, 10, 128), torch.randn(3, 10, 2048), torch.randn(3, 10, 512)
+    with torch.inference_mode():
+        video, _, _, snippet = model(a, v2, v3)
+        got = FoldedHead(model, fused_pooling=True)(a, v2, v3)
+    torch.testing.assert_close(got[0], video, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(got[1], snippet, atol=1e-5, rtol=1e-5)
+
+
 def test_fallback_without_the_op_says_so_once(caplog, monkeypatch):
     monkeypatch.setattr(ops, "load", lambda build_if_missing=False: False)
     monkeypatch.setitem(ops._state, "noted", False)

@@ -1,6 +1,7 @@
 """torch with captured CUDA graphs: the HAN head's ~100 small kernels replayed as one
 graph per window shape (batch, time), into static buffers. Launch overhead is most of
-the eager head's time on a GPU. The fused pooling op is used when it is built."""
+the eager head's time on a GPU. The graph is of the folded head (``folded_head.py``)
+when the architecture folds, with the fused pooling op when it is built."""
 
 from __future__ import annotations
 
@@ -17,25 +18,33 @@ class CudaGraphBackend(Backend):
 
     def __init__(self, model, device):
         from avvp_stream.export import ops
+        from avvp_stream.export.folded_head import FoldedHead, can_fold
+        from avvp_stream.export.onnx_export import HeadForExport
 
         self.device = torch.device(device)
-        self.model = model.eval().to(self.device)
-        self.model.fused_pooling = ops.load()
+        self.config = model.config
+        model = model.eval().to(self.device)
+        fused = ops.load()
+        if can_fold(model):
+            self.head_module = FoldedHead(model, fused_pooling=fused).to(self.device)
+        else:
+            model.fused_pooling = fused
+            self.head_module = HeadForExport(model)  # the two outputs the parser needs
         self._graphs: dict[tuple[int, int], tuple] = {}
         self._stream = torch.cuda.Stream(self.device)
 
     def _capture(self, b: int, t: int):
-        dims = (self.model.config.audio_dim, self.model.config.video_2d_dim, self.model.config.video_3d_dim)
+        dims = (self.config.audio_dim, self.config.video_2d_dim, self.config.video_3d_dim)
         static_in = [torch.zeros(b, t, d, device=self.device) for d in dims]
         with torch.inference_mode():
             self._stream.wait_stream(torch.cuda.current_stream(self.device))
             with torch.cuda.stream(self._stream):  # warm-up outside the graph, as capture requires
                 for _ in range(2):
-                    self.model(*static_in)
+                    self.head_module(*static_in)
             torch.cuda.current_stream(self.device).wait_stream(self._stream)
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph):
-                video_prob, _, _, snippet_prob = self.model(*static_in)
+                video_prob, snippet_prob = self.head_module(*static_in)
         if len(self._graphs) >= MAX_GRAPHS:
             self._graphs.pop(next(iter(self._graphs)))
         self._graphs[(b, t)] = (graph, static_in, video_prob, snippet_prob)
@@ -48,3 +57,48 @@ class CudaGraphBackend(Backend):
             buf.copy_(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), non_blocking=False)
         graph.replay()
         return video_prob.float().cpu().numpy(), snippet_prob.float().cpu().numpy()
+
+
+class CudaGraphExtractors:
+    """The three feature networks replayed from CUDA graphs, one per (network, input
+    shape): a batch of snippets then costs one launch per network instead of hundreds.
+    The networks run as the extractor keeps them (ResNet and R(2+1)D in fp16 and channels
+    last; VGGish in fp32, whose output is quantised to 8 bits and would flip bins in fp16).
+    All graphs share one memory pool; they replay one after another."""
+
+    def __init__(self, extractor):
+        self.device = extractor.device
+        self.networks = {"vggish": (extractor.vggish, torch.contiguous_format),
+                         "resnet152": (extractor.resnet, torch.channels_last),
+                         "r2plus1d_18": (extractor.r2plus1d, torch.channels_last_3d)}
+        self._graphs: dict[tuple, tuple] = {}
+        self._pool = torch.cuda.graph_pool_handle()
+        self._stream = torch.cuda.Stream(self.device)
+
+    def _capture(self, name: str, x: torch.Tensor):
+        net, fmt = self.networks[name]
+        static_in = torch.empty(x.shape, dtype=x.dtype, device=self.device).contiguous(memory_format=fmt)
+        static_in.copy_(x)
+        with torch.inference_mode():
+            self._stream.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(self._stream):  # warm-up (and cuDNN's choices) outside the graph
+                for _ in range(2):
+                    net(static_in)
+            torch.cuda.current_stream(self.device).wait_stream(self._stream)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, pool=self._pool):
+                static_out = net(static_in)
+        if len(self._graphs) >= 3 * MAX_GRAPHS:
+            self._graphs.pop(next(iter(self._graphs)))
+        self._graphs[(name, tuple(x.shape), x.dtype)] = (graph, static_in, static_out)
+        return self._graphs[(name, tuple(x.shape), x.dtype)]
+
+    @torch.inference_mode()
+    def run(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        """``x`` on the device, as the eager network takes it -> its output (a copy)."""
+        x = x.to(self.device)
+        entry = self._graphs.get((name, tuple(x.shape), x.dtype)) or self._capture(name, x)
+        graph, static_in, static_out = entry
+        static_in.copy_(x)
+        graph.replay()
+        return static_out.clone()

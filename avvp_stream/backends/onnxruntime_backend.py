@@ -1,4 +1,5 @@
-"""The exported ONNX head on ONNX Runtime's CPU provider."""
+"""The exported ONNX head on ONNX Runtime's CPU provider: the folded head, each snippet's
+half computed once and kept across windows (``row_cache``) where the architecture folds."""
 
 from __future__ import annotations
 
@@ -6,25 +7,39 @@ from pathlib import Path
 
 import numpy as np
 
+from avvp_stream.export.onnx_export import HEAD_INPUTS, STREAMING_INPUTS
+
 from .base import Backend
+from .row_cache import RowCache
 
 
 class OnnxRuntimeBackend(Backend):
+    """``onnx_path``: the whole head (``export_head``), or, with ``streaming``, the head fed
+    from a ``RowCache`` (``export_streaming_head``): each snippet's rows are computed once."""
+
     name = "onnxruntime"
 
-    def __init__(self, onnx_path: str | Path, threads: int | None = None):
+    def __init__(self, onnx_path: str | Path, threads: int | None = None, streaming: bool = False, capacity: int = 64):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
         self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+        self.cache = None
+        if streaming:
+            shape = self.session.get_inputs()[3].shape  # known: (M, 2, 5d)
+            self.cache = RowCache((shape[1], shape[2]), capacity)
 
     def head(self, audio, video_2d, video_3d):
-        feeds = {"audio": np.ascontiguousarray(audio, dtype=np.float32),
-                 "video_2d": np.ascontiguousarray(video_2d, dtype=np.float32),
-                 "video_3d": np.ascontiguousarray(video_3d, dtype=np.float32)}
-        video_prob, snippet_prob = self.session.run(["video_prob", "snippet_prob"], feeds)
+        if self.cache is None:
+            feeds = dict(zip(HEAD_INPUTS, (np.ascontiguousarray(x, dtype=np.float32) for x in (audio, video_2d, video_3d))))
+            video_prob, snippet_prob = self.session.run(["video_prob", "snippet_prob"], feeds)
+            return video_prob, snippet_prob
+        plan = self.cache.plan(audio, video_2d, video_3d)
+        feeds = dict(zip(STREAMING_INPUTS, (*plan.inputs, plan.known, plan.index)))
+        video_prob, snippet_prob, rows = self.session.run(["video_prob", "snippet_prob", "rows"], feeds)
+        self.cache.keep(plan, rows)
         return video_prob, snippet_prob
 
 

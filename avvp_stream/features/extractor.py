@@ -106,14 +106,32 @@ class FeatureExtractor:
             self.resnet.to(memory_format=torch.channels_last)
             self.r2plus1d.to(memory_format=torch.channels_last_3d)
 
-        self.onnx = None  # set by use_onnxruntime
+        self.engine = None  # numpy in, numpy out: set by use_onnxruntime or use_tensorrt
+        self.graphs = None  # set by use_cuda_graphs
 
     def use_onnxruntime(self, int8: bool = False) -> None:
         """Run the three networks on ONNX Runtime (CPU) instead of torch: same weights,
         exported once into the cache; ``int8`` quantises ResNet and R(2+1)D weights."""
         from ..backends.onnxruntime_backend import OnnxRuntimeExtractors
 
-        self.onnx = OnnxRuntimeExtractors(self, int8=int8)
+        self.engine = OnnxRuntimeExtractors(self, int8=int8)
+
+    def use_tensorrt(self) -> None:
+        """Run the three networks as TensorRT engines (GPU; built once per GPU, TensorRT
+        version and set of weights into the cache, from the networks' ONNX files)."""
+        from ..backends.tensorrt_backend import TensorRTExtractors
+        from ..export.onnx_export import cached_extractors
+
+        self.engine = TensorRTExtractors(cached_extractors(self))
+
+    def use_cuda_graphs(self) -> None:
+        """Replay the three networks from captured CUDA graphs (GPU only; same networks,
+        same precision, captured per input shape on first use)."""
+        if self.device.type != "cuda":
+            raise AvvpError("CUDA graphs need a CUDA device")
+        from ..backends.cuda_graph import CudaGraphExtractors
+
+        self.graphs = CudaGraphExtractors(self)
 
     @torch.inference_mode()
     def embed(self, mel: torch.Tensor, frames: torch.Tensor) -> Features:
@@ -141,8 +159,11 @@ class FeatureExtractor:
 
     def run_2d(self, x2d: torch.Tensor) -> torch.Tensor:
         """ResNet-152 in calls of ``frame_batch`` frames -> (N*k, 2048) float32."""
-        if self.onnx is not None:
-            return torch.cat([torch.from_numpy(self.onnx.run("resnet152", x2d[i:i + self.frame_batch].float().cpu().numpy()))
+        if self.engine is not None:
+            return torch.cat([torch.from_numpy(self.engine.run("resnet152", x2d[i:i + self.frame_batch].float().cpu().numpy()))
+                              for i in range(0, x2d.shape[0], self.frame_batch)])
+        if self.graphs is not None:
+            return torch.cat([self.graphs.run("resnet152", x2d[i:i + self.frame_batch]).float()
                               for i in range(0, x2d.shape[0], self.frame_batch)])
         fmt = torch.channels_last if self.fast else torch.contiguous_format
         return torch.cat([self.resnet(x2d[i:i + self.frame_batch].contiguous(memory_format=fmt)).float()
@@ -152,8 +173,11 @@ class FeatureExtractor:
         """R(2+1)D-18 on as many clips as ``frame_batch`` frames -> (N, 512) float32."""
         fmt = torch.channels_last_3d if self.fast else torch.contiguous_format
         clip_batch = max(1, self.frame_batch // FRAMES_PER_SNIPPET)
-        if self.onnx is not None:
-            return torch.cat([torch.from_numpy(self.onnx.run("r2plus1d_18", x3d[i:i + clip_batch].float().cpu().numpy()))
+        if self.engine is not None:
+            return torch.cat([torch.from_numpy(self.engine.run("r2plus1d_18", x3d[i:i + clip_batch].float().cpu().numpy()))
+                              for i in range(0, x3d.shape[0], clip_batch)])
+        if self.graphs is not None:
+            return torch.cat([self.graphs.run("r2plus1d_18", x3d[i:i + clip_batch]).float()
                               for i in range(0, x3d.shape[0], clip_batch)])
         return torch.cat([self.r2plus1d(x3d[i:i + clip_batch].contiguous(memory_format=fmt)).float()
                           for i in range(0, x3d.shape[0], clip_batch)])
@@ -161,8 +185,10 @@ class FeatureExtractor:
     def _run(self, mel: torch.Tensor, x2d: torch.Tensor, x3d: torch.Tensor) -> Features:
         """The three networks over a batch of snippets (any number of videos)."""
         n = mel.shape[0]
-        if self.onnx is not None:
-            audio = torch.from_numpy(self.onnx.run("vggish", mel.float().cpu().numpy()))
+        if self.engine is not None:
+            audio = torch.from_numpy(self.engine.run("vggish", mel.float().cpu().numpy()))
+        elif self.graphs is not None:
+            audio = self.graphs.run("vggish", mel.to(self.device, torch.float32))
         else:
             audio = self.vggish(mel.to(self.device, torch.float32))
         return Features(

@@ -1,0 +1,85 @@
+"""Keeps each snippet's half of the folded head (``export/folded_head.py``) across
+windows. A sliding window shares all but one snippet with the previous one, and a batch
+of offline windows shares almost all of its snippets, so each snippet's input
+projections and attention keys/values are computed once instead of once per window.
+
+Rows are keyed by their input bytes: HAN has no positional encoding, so a snippet's
+half depends on its features only, and a hit returns exactly what a recompute would.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Plan:
+    inputs: list[np.ndarray]  # audio, video_2d, video_3d of the rows to compute, (N, D)
+    known: np.ndarray  # (M, *row_shape)
+    index: np.ndarray  # (B, T) int64 into [known; computed]
+    keys: list[bytes]  # of the rows to compute
+
+
+class RowCache:
+    """Snippet rows (``row_shape`` arrays) by input bytes, in one preallocated table;
+    ``capacity`` snippets are kept, least recently used first out (it grows when one call
+    brings more). A call is ``plan`` (which rows are known, which must be computed), then
+    ``keep`` the computed ones."""
+
+    def __init__(self, row_shape: tuple[int, ...], capacity: int = 64):
+        self.row_shape = tuple(row_shape)
+        self._slots: OrderedDict[bytes, int] = OrderedDict()  # key -> row of the table, oldest first
+        self._table = np.empty((capacity, *self.row_shape), np.float32)
+        self._free = list(range(capacity))
+        self.hits = self.misses = 0
+
+    def clear(self) -> None:
+        self._free = list(range(self.capacity))
+        self._slots.clear()
+
+    @property
+    def capacity(self) -> int:
+        return len(self._table)
+
+    def plan(self, audio: np.ndarray, video_2d: np.ndarray, video_3d: np.ndarray) -> Plan:
+        """(B, T, D) inputs -> the inputs of the rows to compute (N, D), the known rows
+        (M, *row_shape) and ``index`` (B, T) into [known; computed]."""
+        lead = audio.shape[:2]
+        flat = [np.ascontiguousarray(a, dtype=np.float32).reshape(-1, a.shape[-1]) for a in (audio, video_2d, video_3d)]
+        keys = [row.tobytes() for row in np.concatenate(flat, axis=1)]
+        slots, seen, known, new = self._slots, {}, [], {}
+        index = np.empty(len(keys), dtype=np.int64)
+        for i, key in enumerate(keys):
+            position = seen.get(key)
+            if position is None:
+                slot = slots.get(key)
+                if slot is None:
+                    position = -1 - len(new)  # numbered after the known rows, below
+                    new[key] = i
+                else:
+                    slots.move_to_end(key)
+                    position = len(known)
+                    known.append(slot)
+                seen[key] = position
+            index[i] = position
+        index[index < 0] = len(known) - 1 - index[index < 0]
+        self.misses += len(new)
+        self.hits += len(keys) - len(new)
+        rows = list(new.values())
+        return Plan([f[rows] for f in flat], self._table[known], index.reshape(lead), list(new))
+
+    def keep(self, plan: Plan, computed: np.ndarray) -> None:
+        need = len(plan.keys)
+        if need > self.capacity:
+            grown = np.empty((need, *self.row_shape), np.float32)
+            grown[:self.capacity] = self._table
+            self._free += range(self.capacity, need)
+            self._table = grown
+        while len(self._free) < need:
+            self._free.append(self._slots.popitem(last=False)[1])
+        slots = [self._free.pop() for _ in range(need)]
+        self._table[slots] = computed
+        self._slots.update(zip(plan.keys, slots))
