@@ -23,6 +23,7 @@ from avvp_stream.paths import atomic_write, cache_home
 OPSET = 17
 HEAD_INPUTS = ("audio", "video_2d", "video_3d")
 HEAD_OUTPUTS = ("video_prob", "snippet_prob")
+STREAMING_INPUTS = (*HEAD_INPUTS, "known", "index")  # the row cache's graph (export_streaming_head)
 HEAD_FORMAT = "folded-4"  # part of the cache key: a new graph layout never reuses an old file
 
 
@@ -118,9 +119,6 @@ def _weights_digest(module: nn.Module, salt: str) -> str:
         digest.update(name.encode())
         digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:16]
-
-
-STREAMING_INPUTS = (*HEAD_INPUTS, "known", "index")
 
 
 def export_streaming_head(model, path: str | Path) -> Path:

@@ -64,7 +64,9 @@ class CudaGraphExtractors:
     shape): a batch of snippets then costs one launch per network instead of hundreds.
     The networks run as the extractor keeps them (ResNet and R(2+1)D in fp16 and channels
     last; VGGish in fp32, whose output is quantised to 8 bits and would flip bins in fp16).
-    All graphs share one memory pool; they replay one after another."""
+    All graphs share one memory pool. That is safe because they replay one at a time on
+    one stream and each output is copied out right after its replay, before another graph
+    can reuse that memory."""
 
     def __init__(self, extractor):
         self.device = extractor.device
