@@ -234,6 +234,12 @@ class HAN(nn.Module):
         v = self.fc_fusion(torch.cat([self.fc_v(video_2d), self.fc_st(video_3d)], dim=-1))
         return a, v
 
+    def pooling_projection(self) -> tuple[Tensor, Tensor]:
+        """``fc_prob``, ``fc_frame_att`` and ``fc_av_att`` as one (3C, d) weight and bias:
+        what the fused pooling op takes."""
+        heads = (self.fc_prob, self.fc_frame_att, self.fc_av_att)
+        return torch.cat([h.weight for h in heads]), torch.cat([h.bias for h in heads])
+
     def temporal(self, a: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         if self.config.temporal == "han":
             return self.hat_encoder(a, v)
@@ -254,10 +260,7 @@ class HAN(nn.Module):
         if attentive and self.fused_pooling and keep is None:
             from avvp_stream.export.ops import attentive_pool
 
-            heads = (self.fc_prob, self.fc_frame_att, self.fc_av_att)
-            video_prob, audio_prob, visual_prob, frame_prob = attentive_pool(
-                x, torch.cat([h.weight for h in heads]), torch.cat([h.bias for h in heads]))
-            return video_prob, audio_prob, visual_prob, frame_prob
+            return attentive_pool(x, *self.pooling_projection())
         frame_prob = torch.sigmoid(self.fc_prob(x))
         video_prob, audio_prob, visual_prob = mmil_pool(
             frame_prob,

@@ -22,20 +22,13 @@ import torch
 from avvp_stream.features import vggish
 from avvp_stream.features.extractor import FeatureExtractor
 from avvp_stream.sources.clip import decode_clip
+from timing import sample_times
 
 DEFAULT_CLIP = Path(__file__).resolve().parents[2] / "shared" / "llp" / "BjCEufrlXm4.mp4"
 
 
 def timed(fn, repeats: int, sync) -> float:
-    fn()  # warm-up
-    sync()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+    return float(np.median(sample_times(fn, repeats, sync)))
 
 
 def per_network(fx: FeatureExtractor, audio, frames, repeats, sync) -> dict:

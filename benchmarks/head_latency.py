@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -31,18 +30,12 @@ from avvp_stream.backends.onnxruntime_backend import OnnxRuntimeBackend
 from avvp_stream.export.onnx_export import cached_head
 from avvp_stream.export import ops
 from avvp_stream.model import HAN
+from timing import sample_times
 
 
 def timed(fn, iters: int, sync) -> tuple[float, float]:
-    for _ in range(max(3, iters // 10)):
-        fn()
-    sync()
-    times = []
-    for _ in range(iters):
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - t0)
+    """p50 and p99 in ms."""
+    times = sample_times(fn, iters, sync, warmup=max(3, iters // 10))
     return float(np.percentile(times, 50) * 1e3), float(np.percentile(times, 99) * 1e3)
 
 
@@ -65,10 +58,7 @@ def main() -> None:
 
     # The official MMIL_Net forward (fc_v on all 80 frames, then averaged; the modalities
     # through the layer one after the other) on the same weights: the issue's anchor.
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).parent))
-    from train_speed import official_forward
+    from train_speed import official_forward  # beside this script, like timing.py
 
     frames = torch.from_numpy(np.repeat(inputs[1], 8, axis=1)).to(device)
     official_in = (torch.from_numpy(inputs[0]).to(device), frames, torch.from_numpy(inputs[2]).to(device))

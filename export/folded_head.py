@@ -64,8 +64,8 @@ class FoldedHead(nn.Module):
                                    torch.cat([scores[0][1], scores[1][1], out_bias, out_bias.new_zeros(d)]))
         self.norm1, self.norm2 = _copy(layer.norm1), _copy(layer.norm2)
         self.linear1, self.linear2 = _copy(layer.linear1), _copy(layer.linear2)
-        heads = (model.fc_prob, model.fc_frame_att, model.fc_av_att)
-        self.pool = _linear(torch.cat([h.weight for h in heads]), torch.cat([h.bias for h in heads]))
+        with torch.no_grad():
+            self.pool = _linear(*model.pooling_projection())
         self.eval()
 
     def rows(self, audio: Tensor, video_2d: Tensor, video_3d: Tensor) -> Tensor:

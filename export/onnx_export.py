@@ -87,9 +87,14 @@ def max_abs_diff(path: str | Path, module: nn.Module, args: tuple, names: list[s
     return max(float(np.abs(g.astype(np.float64) - w.double().numpy()).max()) for g, w in zip(got, want))
 
 
+def _reference(model) -> nn.Module:
+    """HAN itself (unfolded, eager, fp32 on the CPU), what every exported head is checked against."""
+    return HeadForExport(copy.deepcopy(model).float().cpu()).eval()
+
+
 def check_head(path: str | Path, model, shapes=((1, 10), (4, 7), (3, 1), (2, 23))) -> float:
-    """Largest |ONNX Runtime - torch| against HAN itself (unfolded, eager)."""
-    module = HeadForExport(copy.deepcopy(model).float().cpu()).eval()
+    """Largest |ONNX Runtime - torch| against HAN itself."""
+    module = _reference(model)
     return max(max_abs_diff(path, module, head_inputs(b, t, seed=b * 100 + t), list(HEAD_INPUTS)) for b, t in shapes)
 
 
@@ -99,7 +104,7 @@ def check_streaming_head(path: str | Path, model, length: int = 24, window: int 
     from avvp_stream.backends.onnxruntime_backend import OnnxRuntimeBackend
 
     backend = OnnxRuntimeBackend(path, streaming=True)
-    module = HeadForExport(copy.deepcopy(model).float().cpu()).eval()
+    module = _reference(model)
     stream = head_inputs(1, length, seed=7)
     windows = [tuple(x[:, s:s + window] for x in stream) for s in range(length - window + 1)]
     windows.append(tuple(torch.cat(w) for w in zip(*windows)))
@@ -173,11 +178,10 @@ class _ExtractorStage(nn.Module):
 def _networks(extractor) -> dict[str, tuple[nn.Module, torch.Tensor]]:
     """The extractor's own networks, with an example input for each."""
     g = torch.Generator().manual_seed(0)
-    return {
-        "vggish": (extractor.vggish, torch.randn(2, 96, 64, generator=g) * 2.0),
-        "resnet152": (extractor.resnet, torch.randn(2, 3, 224, 224, generator=g)),
-        "r2plus1d_18": (extractor.r2plus1d, torch.randn(2, 3, 8, 112, 112, generator=g)),
-    }
+    examples = {"vggish": torch.randn(2, 96, 64, generator=g) * 2.0,
+                "resnet152": torch.randn(2, 3, 224, 224, generator=g),
+                "r2plus1d_18": torch.randn(2, 3, 8, 112, 112, generator=g)}
+    return {name: (net, examples[name]) for name, (net, _) in extractor.networks.items()}
 
 
 def _stage(net: nn.Module) -> nn.Module:

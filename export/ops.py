@@ -25,7 +25,7 @@ from avvp_stream.paths import cache_home
 log = logging.getLogger(__name__)
 
 OP = "avvp::attentive_pool"
-_state: dict = {"loaded": False, "noted": False, "error": None}
+_state: dict = {"loaded": False, "missing": False, "noted": False, "error": None}
 
 
 def reference(x: Tensor, weight: Tensor, bias: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -111,6 +111,8 @@ def load(build_if_missing: bool = False) -> bool:
     """Load the op from the cache (building it first if asked); ``False`` if unavailable."""
     if _state["loaded"]:
         return True
+    if _state.get("missing") and not build_if_missing:
+        return False  # looked once already: the fallback path must not hash the sources per call
     found = _built_library()
     try:
         if found is not None:
@@ -123,6 +125,7 @@ def load(build_if_missing: bool = False) -> bool:
             return True
     except (AvvpError, OSError, RuntimeError) as exc:
         _state["error"] = str(exc)
+    _state["missing"] = True
     return False
 
 
@@ -161,10 +164,6 @@ def _register_python_parts() -> None:
 
     torch.library.register_autograd(OP, backward, setup_context=setup_context)
     _state["registered"] = True
-
-
-def available() -> bool:
-    return load(build_if_missing=False)
 
 
 def attentive_pool(x: Tensor, weight: Tensor, bias: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:

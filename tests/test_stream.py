@@ -14,8 +14,8 @@ from media import make_media
 STREAM = [sys.executable, "-m", "avvp_stream.cli"]
 
 
-def run(*args):
-    return subprocess.run([*STREAM, *map(str, args)], capture_output=True, text=True, timeout=600)
+def run(*args, **kw):
+    return subprocess.run([*STREAM, *map(str, args)], capture_output=True, text=True, timeout=600, **kw)
 
 
 def records(stdout):

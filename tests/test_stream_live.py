@@ -6,7 +6,6 @@ import json
 import os
 import pty
 import subprocess
-import sys
 import time
 
 import numpy as np
@@ -17,17 +16,7 @@ from avvp_stream.sources.live import LiveSource
 
 from live_devices import CameraServer, make_mjpeg
 from media import make_media
-
-STREAM = [sys.executable, "-m", "avvp_stream.cli"]
-
-
-def run(*args, **kw):
-    return subprocess.run([*STREAM, *map(str, args)], capture_output=True, text=True, timeout=600, **kw)
-
-
-def records(stdout):
-    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
-
+from test_stream import STREAM, records, run
 
 def test_camera_file_live_run_counts_every_snippet(tmp_path):
     """A 6 s video played as a camera for --duration 4, full ResNet profile: on this CPU

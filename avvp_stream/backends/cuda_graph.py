@@ -13,6 +13,23 @@ from .base import Backend
 MAX_GRAPHS = 32  # window shapes kept captured (a stream uses one or two)
 
 
+def capture(fn, static_in: list[torch.Tensor], stream: torch.cuda.Stream, pool=None):
+    """``fn(*static_in)`` captured as a CUDA graph -> (graph, its outputs). It first runs
+    twice on a side stream, as capture requires (and so that cuDNN makes its choices
+    outside the graph)."""
+    device = static_in[0].device
+    with torch.inference_mode():
+        stream.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(stream):
+            for _ in range(2):
+                fn(*static_in)
+        torch.cuda.current_stream(device).wait_stream(stream)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, pool=pool):
+            outputs = fn(*static_in)
+    return graph, outputs
+
+
 class CudaGraphBackend(Backend):
     name = "cuda-graph"
 
@@ -36,15 +53,7 @@ class CudaGraphBackend(Backend):
     def _capture(self, b: int, t: int):
         dims = (self.config.audio_dim, self.config.video_2d_dim, self.config.video_3d_dim)
         static_in = [torch.zeros(b, t, d, device=self.device) for d in dims]
-        with torch.inference_mode():
-            self._stream.wait_stream(torch.cuda.current_stream(self.device))
-            with torch.cuda.stream(self._stream):  # warm-up outside the graph, as capture requires
-                for _ in range(2):
-                    self.head_module(*static_in)
-            torch.cuda.current_stream(self.device).wait_stream(self._stream)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                video_prob, snippet_prob = self.head_module(*static_in)
+        graph, (video_prob, snippet_prob) = capture(self.head_module, static_in, self._stream)
         if len(self._graphs) >= MAX_GRAPHS:
             self._graphs.pop(next(iter(self._graphs)))
         self._graphs[(b, t)] = (graph, static_in, video_prob, snippet_prob)
@@ -70,9 +79,7 @@ class CudaGraphExtractors:
 
     def __init__(self, extractor):
         self.device = extractor.device
-        self.networks = {"vggish": (extractor.vggish, torch.contiguous_format),
-                         "resnet152": (extractor.resnet, torch.channels_last),
-                         "r2plus1d_18": (extractor.r2plus1d, torch.channels_last_3d)}
+        self.networks = extractor.networks
         self._graphs: dict[tuple, tuple] = {}
         self._pool = torch.cuda.graph_pool_handle()
         self._stream = torch.cuda.Stream(self.device)
@@ -81,15 +88,7 @@ class CudaGraphExtractors:
         net, fmt = self.networks[name]
         static_in = torch.empty(x.shape, dtype=x.dtype, device=self.device).contiguous(memory_format=fmt)
         static_in.copy_(x)
-        with torch.inference_mode():
-            self._stream.wait_stream(torch.cuda.current_stream(self.device))
-            with torch.cuda.stream(self._stream):  # warm-up (and cuDNN's choices) outside the graph
-                for _ in range(2):
-                    net(static_in)
-            torch.cuda.current_stream(self.device).wait_stream(self._stream)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph, pool=self._pool):
-                static_out = net(static_in)
+        graph, static_out = capture(net, [static_in], self._stream, self._pool)
         if len(self._graphs) >= 3 * MAX_GRAPHS:
             self._graphs.pop(next(iter(self._graphs)))
         self._graphs[(name, tuple(x.shape), x.dtype)] = (graph, static_in, static_out)

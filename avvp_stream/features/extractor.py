@@ -157,42 +157,42 @@ class FeatureExtractor:
     def prepare_3d(self, frames: torch.Tensor) -> torch.Tensor:
         return visual.prepare_3d(frames).to(self._dtype)
 
+    @property
+    def networks(self) -> dict[str, tuple[torch.nn.Module, torch.memory_format]]:
+        """name -> (network, the memory layout it runs in): the names every engine uses."""
+        return {"vggish": (self.vggish, torch.contiguous_format),
+                "resnet152": (self.resnet, torch.channels_last if self.fast else torch.contiguous_format),
+                "r2plus1d_18": (self.r2plus1d, torch.channels_last_3d if self.fast else torch.contiguous_format)}
+
+    def _forward(self, name: str, x: torch.Tensor, chunk: int) -> torch.Tensor:
+        """Network ``name`` on the chosen engine, ``chunk`` inputs per call -> float32."""
+        outputs = []
+        for i in range(0, x.shape[0], chunk):
+            part = x[i:i + chunk]
+            if self.engine is not None:
+                out = torch.from_numpy(self.engine.run(name, part.float().cpu().numpy()))
+            elif self.graphs is not None:
+                out = self.graphs.run(name, part)
+            else:
+                net, fmt = self.networks[name]
+                out = net(part.contiguous(memory_format=fmt))
+            outputs.append(out.float())
+        return torch.cat(outputs)
+
     def run_2d(self, x2d: torch.Tensor) -> torch.Tensor:
         """ResNet-152 in calls of ``frame_batch`` frames -> (N*k, 2048) float32."""
-        if self.engine is not None:
-            return torch.cat([torch.from_numpy(self.engine.run("resnet152", x2d[i:i + self.frame_batch].float().cpu().numpy()))
-                              for i in range(0, x2d.shape[0], self.frame_batch)])
-        if self.graphs is not None:
-            return torch.cat([self.graphs.run("resnet152", x2d[i:i + self.frame_batch]).float()
-                              for i in range(0, x2d.shape[0], self.frame_batch)])
-        fmt = torch.channels_last if self.fast else torch.contiguous_format
-        return torch.cat([self.resnet(x2d[i:i + self.frame_batch].contiguous(memory_format=fmt)).float()
-                          for i in range(0, x2d.shape[0], self.frame_batch)])
+        return self._forward("resnet152", x2d, self.frame_batch)
 
     def run_3d(self, x3d: torch.Tensor) -> torch.Tensor:
         """R(2+1)D-18 on as many clips as ``frame_batch`` frames -> (N, 512) float32."""
-        fmt = torch.channels_last_3d if self.fast else torch.contiguous_format
-        clip_batch = max(1, self.frame_batch // FRAMES_PER_SNIPPET)
-        if self.engine is not None:
-            return torch.cat([torch.from_numpy(self.engine.run("r2plus1d_18", x3d[i:i + clip_batch].float().cpu().numpy()))
-                              for i in range(0, x3d.shape[0], clip_batch)])
-        if self.graphs is not None:
-            return torch.cat([self.graphs.run("r2plus1d_18", x3d[i:i + clip_batch]).float()
-                              for i in range(0, x3d.shape[0], clip_batch)])
-        return torch.cat([self.r2plus1d(x3d[i:i + clip_batch].contiguous(memory_format=fmt)).float()
-                          for i in range(0, x3d.shape[0], clip_batch)])
+        return self._forward("r2plus1d_18", x3d, max(1, self.frame_batch // FRAMES_PER_SNIPPET))
 
     def _run(self, mel: torch.Tensor, x2d: torch.Tensor, x3d: torch.Tensor) -> Features:
         """The three networks over a batch of snippets (any number of videos)."""
         n = mel.shape[0]
-        if self.engine is not None:
-            audio = torch.from_numpy(self.engine.run("vggish", mel.float().cpu().numpy()))
-        elif self.graphs is not None:
-            audio = self.graphs.run("vggish", mel.to(self.device, torch.float32))
-        else:
-            audio = self.vggish(mel.to(self.device, torch.float32))
+        audio = self._forward("vggish", mel.to(self.device, torch.float32), max(1, n))  # one call
         return Features(
-            audio=audio.float().cpu().numpy(),
+            audio=audio.cpu().numpy(),
             video_2d=self.run_2d(x2d).reshape(n, len(self.resnet_subset), -1).cpu().numpy(),
             video_3d=self.run_3d(x3d).cpu().numpy(),
         )

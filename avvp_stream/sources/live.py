@@ -230,6 +230,7 @@ class LiveSource:
             self._stop_devices()
 
     def _check_devices(self, now: float) -> str | None:
+        """Why the input cannot go on, if it cannot: the camera failed, froze or stalled."""
         cam = self.camera
         if cam is not None:
             if cam.fault:
@@ -237,8 +238,6 @@ class LiveSource:
             last = cam.last_frame_at or cam.started_at
             if not cam.ended and now - last > self.stall_seconds:
                 return f"{cam.name}: no frame for {now - last:.1f} s (unplugged or frozen)"
-        if self.microphone is not None and self.microphone.fault:
-            return self.microphone.fault
         return None
 
     def _stop_devices(self) -> None:

@@ -32,14 +32,17 @@ def parse_device(spec: str | None) -> int | str | None:
     return int(spec) if spec.isdigit() else spec
 
 
+def _label(device: int | str | None) -> str:
+    return "default microphone" if device is None else f"microphone {device!r}"
+
+
 def check_microphone(device: int | str | None) -> str:
     """The input device's name, or one clear error (checked before models load)."""
     sd = import_sounddevice()
-    name = "default microphone" if device is None else f"microphone {device!r}"
     try:
         return sd.query_devices(device, kind="input")["name"]
     except (ValueError, sd.PortAudioError):
-        raise AvvpError(f"{name}: no such input device "
+        raise AvvpError(f"{_label(device)}: no such input device "
                         f"({_input_devices(sd) or 'the system lists no input device'})") from None
 
 
@@ -59,8 +62,7 @@ class MicrophoneCapture:
         self.samplerate = samplerate
         self.overflows = 0  # blocks that PortAudio reported as overflowed (samples lost)
         self.blocks = 0
-        self.fault: str | None = None
-        self.name = "default microphone" if device is None else f"microphone {device!r}"
+        self.name = _label(device)
         if stream_factory is None:
             sd = import_sounddevice()
             self.name = f"microphone {check_microphone(device)!r}"
