@@ -59,7 +59,7 @@ def parse(
     output_format: str = typer.Option("auto", "--format", help="auto: a live table on a terminal, jsonl otherwise; jsonl: one JSON object per snippet and per event change (and a closing summary for live input); tsv: LLP's filename/onset/offset/event_labels (+ modality) per ended event; srt or vtt: subtitles, one cue per ended event."),
     plot: Optional[Path] = typer.Option(None, help="Also draw the event timeline (audio, visual, audio-visual rows, like the paper's Fig. 1) into this PNG at the end."),
     policy: str = typer.Option("skip", help="Live input when compute falls behind: skip (drop the oldest waiting snippets, labels stay near real time) or lag (keep every snippet, labels fall behind). Every drop is counted and reported."),
-    queue: Optional[int] = typer.Option(None, help="Snippets that may wait for compute (default: skip 1, the newest; lag 600)."),
+    queue: Optional[int] = typer.Option(None, help="Snippets that may wait for compute (default: skip 1, the newest; lag 600, and never more than 1 GiB of them)."),
     freeze_seconds: float = typer.Option(5.0, help="A live camera sending the same frame this long counts as frozen (a fault)."),
     batch: int = typer.Option(8, help="Snippets extracted per batch (files; live input batches what is waiting)."),
 ):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 
 
@@ -15,33 +16,38 @@ EXIT_INTERRUPTED = 130
 
 
 def run_cli(app, prog: str) -> None:
-    """Entry point of a console script: notes (logging INFO) on stderr, then the app."""
+    """Entry point of a console script: notes (logging INFO) on stderr, then the app.
+
+    typer runs in its standalone mode, so usage errors (unknown option, bad value, missing
+    argument) get typer's own usage message and exit 2 whichever click typer uses (older
+    releases depend on click, newer ones vendor a copy): nothing here names click. Our
+    own failures are caught inside each command, where both kinds of typer agree."""
     import logging
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    _run(app, prog)
+    for info in app.registered_commands:
+        if not getattr(info.callback, "_avvp_guarded", False):
+            info.callback = _guarded(info.callback, prog)
+    app(prog_name=prog)
 
 
-def _run(app, prog: str) -> None:
-    """Run a typer app so that AvvpError and Ctrl-C end in one line and an exit code
-    (2 and 130) instead of a traceback; usage errors keep click's own message."""
-    import click
-    import typer.main
+def _guarded(command, prog: str):
+    """``command`` with AvvpError -> one line, exit 2, Ctrl-C -> exit 130 (older typer
+    would print "Aborted!" and exit 1), and an int it returns -> that exit code."""
 
-    command = typer.main.get_command(app)
-    try:
-        rv = command.main(prog_name=prog, standalone_mode=False)
-    except AvvpError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        sys.exit(EXIT_ERROR)
-    except (KeyboardInterrupt, click.exceptions.Abort):
-        print(f"{prog}: interrupted", file=sys.stderr)
-        sys.exit(EXIT_INTERRUPTED)
-    except click.exceptions.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    if rv == EXIT_INTERRUPTED:  # typer turns Ctrl-C into a returned 130 when not standalone
-        print(f"{prog}: interrupted", file=sys.stderr)
-    sys.exit(rv if isinstance(rv, int) else 0)
+    @functools.wraps(command)
+    def guarded(*args, **kwargs):
+        try:
+            rv = command(*args, **kwargs)
+        except AvvpError as exc:
+            print(f"{prog}: error: {exc}", file=sys.stderr, flush=True)
+            sys.exit(EXIT_ERROR)
+        except KeyboardInterrupt:
+            print(f"{prog}: interrupted", file=sys.stderr, flush=True)
+            sys.exit(EXIT_INTERRUPTED)
+        if isinstance(rv, int) and rv:  # a command's own exit code (e.g. 1: some files failed)
+            sys.exit(rv)
+        return rv
+
+    guarded._avvp_guarded = True
+    return guarded

@@ -4,6 +4,8 @@ generated LLP-format datasets."""
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,15 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     """Caches (packed splits, weights) go to a per-session temp folder, never ~/.cache."""
     monkeypatch.setenv("AVVP_STREAM_HOME", str(tmp_path_factory.getbasetemp() / "avvp_home"))
     monkeypatch.setenv("AVVP_NO_PROGRESS", "1")
+
+
+def console_script(name: str) -> list[str]:
+    """The installed console script ``name``, as a user runs it: the one beside this
+    Python (its virtual environment's bin/), else the one on PATH."""
+    beside = Path(sys.executable).parent / name
+    path = str(beside) if beside.is_file() else shutil.which(name)
+    assert path, f"{name} is not installed: pip install -e ."
+    return [path]
 
 
 def shared_file(*parts: str) -> Path:

@@ -65,3 +65,45 @@ def make_media(path: Path, seconds: float = 2.0, *, video: bool = True, audio: b
             for packet in aus.encode(None):
                 out.mux(packet)
     return path
+
+
+def make_rotated(path: Path, rotation: int = 90, size=(64, 48), frames: int = 25) -> tuple[Path, np.ndarray]:
+    """A file stored sideways, as phones store portrait video, with a display matrix that
+    turns it upright. Returns the path and the upright picture (a white band on top)."""
+    import av
+
+    width, height = size  # as stored
+    shown = (width, height) if rotation % 180 else (height, width)  # a quarter turn shows it portrait
+    upright = np.zeros((*shown, 3), np.uint8)
+    upright[: shown[0] // 4] = 255
+    stored = np.ascontiguousarray(np.rot90(upright, -rotation // 90))  # what a player must turn back
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=25)
+        vs.width, vs.height, vs.pix_fmt = stored.shape[1], stored.shape[0], "yuv420p"
+        vs.set_display_rotation(rotation)
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(stored, format="rgb24")
+            frame.pts = i
+            for packet in vs.encode(frame):
+                out.mux(packet)
+        for packet in vs.encode(None):
+            out.mux(packet)
+    return Path(path), upright
+
+
+def cut_short(src: Path, dst: Path, fraction: float = 0.6) -> Path:
+    """``src`` remuxed into Matroska and cut at ``fraction`` of its bytes: an interrupted
+    download. The header still declares the whole duration."""
+    import av
+
+    full = src.with_name(src.stem + ".remuxed.mkv")  # beside the source, not among the outputs
+    with av.open(str(src)) as inp, av.open(str(full), "w") as out:
+        streams = {s.index: out.add_stream_from_template(s) for s in inp.streams if s.type in ("audio", "video")}
+        for packet in inp.demux():
+            if packet.dts is None or packet.stream.index not in streams:
+                continue
+            packet.stream = streams[packet.stream.index]
+            out.mux(packet)
+    data = full.read_bytes()
+    dst.write_bytes(data[: int(len(data) * fraction)])
+    return dst

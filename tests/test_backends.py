@@ -17,7 +17,9 @@ from avvp_stream.errors import AvvpError
 from avvp_stream.model import HAN
 from avvp_stream.parser import CommitPolicy, OnlineParser
 
-EXPORT = [sys.executable, "-m", "avvp_stream.export.cli"]
+from conftest import console_script
+
+EXPORT = console_script("avvp-export")
 
 
 @pytest.fixture(scope="module")

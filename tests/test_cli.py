@@ -3,17 +3,16 @@
 import json
 import shutil
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import shared_file
+from conftest import console_script, shared_file
 
-TRAIN = [sys.executable, "-m", "avvp_stream.train.cli"]
-STREAM = [sys.executable, "-m", "avvp_stream.cli"]
-EXPORT = [sys.executable, "-m", "avvp_stream.export.cli"]
+TRAIN = console_script("avvp-train")
+STREAM = console_script("avvp-stream")
+EXPORT = console_script("avvp-export")
 
 
 def run(cmd, *args, ok=True):
@@ -34,8 +33,7 @@ def assert_one_line_error(proc, *fragments):
 
 def test_console_scripts_are_installed():
     for name in ("avvp-train", "avvp-stream", "avvp-export"):
-        assert shutil.which(name), f"{name} not on PATH: install with pip install -e ."
-        assert "Usage" in run([shutil.which(name)], "--help").stdout
+        assert "Usage" in run(console_script(name), "--help").stdout
 
 
 def test_fit_then_eval_checkpoint(small_dataset, tmp_path):
@@ -120,3 +118,21 @@ def test_bad_inputs_give_one_line_and_exit_2(small_dataset, tmp_path):
                           "no predictions for 12 videos")
     assert_one_line_error(run(TRAIN, "info", tmp_path / "missing.pt", ok=False), "checkpoint not found")
     assert_one_line_error(run(TRAIN, "fit", "--data", small_dataset, "--device", "tpu", ok=False), "unknown device 'tpu'")
+
+
+@pytest.mark.parametrize("cmd, args, fragment", [
+    (STREAM, ["--bogus"], "--bogus"),  # unknown option
+    (STREAM, ["clip.mp4", "--window", "ten"], "--window"),  # bad value
+    (TRAIN, ["fit", "--epochs", "abc"], "--epochs"),
+    (TRAIN, ["info"], "CHECKPOINT"),  # missing argument
+    (TRAIN, ["nonsense"], "nonsense"),  # unknown command
+    (EXPORT, ["checkpoint"], "SOURCE"),
+    (EXPORT, ["onnx", "out", "--extractors", "maybe"], "maybe"),
+])
+def test_usage_errors_are_typers_usage_message_and_exit_2(cmd, args, fragment):
+    """Whichever typer is installed (older ones raise click's exceptions, newer ones their
+    own vendored copies), a usage error is typer's usage message and exit 2."""
+    proc = run(cmd, *args, ok=False)
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr and "Usage:" in proc.stderr, proc.stderr
+    assert fragment.lower() in proc.stderr.lower(), proc.stderr

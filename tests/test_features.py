@@ -3,7 +3,6 @@
 import os
 import shutil
 import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -12,9 +11,10 @@ import torch
 from avvp_stream.features.extractor import FeatureExtractor
 from avvp_stream.train.feature_store import FEATURE_SHAPES, load_video
 
-from media import make_media
+from conftest import console_script
+from media import cut_short, make_media
 
-TRAIN = [sys.executable, "-m", "avvp_stream.train.cli"]
+TRAIN = console_script("avvp-train")
 
 
 @pytest.fixture(scope="module")
@@ -134,3 +134,40 @@ def test_torchvision_state_dicts_load_into_the_feature_nets():
     with torch.no_grad():
         source.fc = torch.nn.Identity()
         torch.testing.assert_close(net(x), source(x))
+
+
+class FailsOnSecondBatch:
+    """The extractor, except that its second batch meets a failure that is no file's fault."""
+
+    def __init__(self, inner, error: BaseException):
+        self.inner, self.error, self.calls = inner, error, 0
+
+    def clips(self, items):
+        self.calls += 1
+        if self.calls == 2:
+            raise self.error
+        return self.inner.clips(items)
+
+
+def test_extract_failure_policy_bad_files_go_on_our_failures_stop(tmp_path, extractor):
+    """A file cut short is reported with its reason and the batch goes on; a CUDA error (or
+    out of memory, or a bug) stops the run with one line, keeping what was written."""
+    from avvp_stream.errors import AvvpError
+    from avvp_stream.train.extract import extract_folder
+
+    videos, out, log = tmp_path / "videos", tmp_path / "feats", []
+    videos.mkdir()
+    for name in ("a_good", "c_good", "d_good"):
+        make_media(videos / f"{name}.mp4", 4.0, size=(48, 32))
+    cut_short(make_media(tmp_path / "b.mp4", 4.0, size=(48, 32)), videos / "b_cut.mkv", 0.5)
+    failing = FailsOnSecondBatch(extractor, RuntimeError("CUDA error: an illegal memory access was encountered\nmore"))
+    with pytest.raises(AvvpError) as info:
+        extract_folder(videos, out, failing, seconds=4, batch=1, log=log.append)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith("extraction stopped by RuntimeError: CUDA error: an illegal")
+    assert "1 videos written; 1 bad files" in message
+    assert (out / "vggish" / "a_good.npy").is_file() and not (out / "vggish" / "c_good.npy").exists()
+    assert any(line.startswith("failed: ") and "b_cut.mkv: ended at" in line for line in log)
+    summary = extract_folder(videos, out, extractor, seconds=4, batch=1, log=log.append)  # a rerun resumes
+    assert summary.skipped == ["a_good.mp4"] and summary.done == ["c_good.mp4", "d_good.mp4"]
+    assert list(summary.failed) == ["b_cut.mkv"] and "(file truncated?)" in summary.failed["b_cut.mkv"]

@@ -91,16 +91,46 @@ def test_assembler_picks_frames_by_host_time_and_fills_gaps():
     assert set(snippets[2].frames[:, 0, 0, 0].tolist()) <= {59, 60, 90}
 
 
+class Item:
+    def __init__(self, index: int, nbytes: int = 0):
+        self.index, self.nbytes = index, nbytes
+
+    def __eq__(self, other):
+        return self.index == other
+
+
 @pytest.mark.parametrize("policy, kept, dropped", [("skip", [3, 4], [0, 1, 2]), ("lag", [0, 1, 2, 3, 4], [])])
 def test_queue_policy_drops_oldest_and_counts(policy, kept, dropped):
     q = SnippetQueue(policy, maxsize=2 if policy == "skip" else None)
     start = time.monotonic()
     for i in range(5):
-        q.put(i)
+        q.put(Item(i))
     assert time.monotonic() - start < 0.05  # capture never waits on compute
-    assert q.get_batch(10) == kept and q.dropped == dropped
+    assert q.get_batch(10) == kept and q.dropped == len(dropped) and list(q.recent_drops) == dropped
     q.close()
     assert q.get_batch(10) is None
+
+
+@pytest.mark.parametrize("policy", ["skip", "lag"])
+def test_queue_holds_counts_not_dropped_snippets(policy):
+    """1000 puts of 1 MB snippets with nobody reading: the queue holds at most maxsize of
+    them (and at most max_bytes), and the counts add up."""
+    q = SnippetQueue(policy, maxsize=5 if policy == "skip" else 50, max_bytes=20 << 20)
+    for i in range(1000):
+        q.put(Item(i, 1 << 20))
+        assert len(q) <= q.maxsize and q.bytes <= q.max_bytes
+    held = min(q.maxsize, 20)
+    assert len(q) == held and q.bytes == held << 20
+    assert q.dropped == 1000 - held and q.dropped_bytes == (1000 - held) << 20
+    assert len(q.recent_drops) <= 32 and q.recent_drops[-1] == 1000 - held - 1
+    assert [i.index for i in q.get_batch(1000)] == list(range(1000 - held, 1000)) and q.bytes == 0
+
+
+def test_queue_keeps_the_newest_even_when_it_alone_is_over_the_byte_bound():
+    q = SnippetQueue("lag", max_bytes=10)
+    q.put(Item(0, 8))
+    q.put(Item(1, 100))
+    assert q.get_batch(5) == [1] and q.dropped == 1
 
 
 def test_microphone_through_injected_stream():

@@ -1,13 +1,18 @@
 """Decoding media made with PyAV: layouts, rates, missing streams, lengths, damage."""
 
+import re
+import time
+
 import numpy as np
 import pytest
 
 from avvp_stream.errors import AvvpError
 from avvp_stream.features.timing import nearest_indices
 from avvp_stream.sources.clip import decode_clip
+from avvp_stream.sources.file import FileSource
+from avvp_stream.sources.frames import MAX_SHORT_SIDE, reduced_size
 
-from media import level_at, make_media
+from media import cut_short, level_at, make_media, make_rotated
 
 
 def tone_peak_hz(audio, seconds=1):
@@ -77,3 +82,63 @@ def test_real_llp_clip_decodes_to_ten_snippets(llp_dir):
     clip = decode_clip(llp_dir / "BjCEufrlXm4.mp4")
     assert clip.audio.shape == (160000,) and clip.frames.shape == (80, 240, 320, 3) and clip.notes == []
     assert clip.audio.std() > 0.01
+
+
+@pytest.mark.parametrize("rotation", [90, -90, 180])
+def test_display_matrix_rotation_is_applied(tmp_path, rotation):
+    """A phone video stored sideways reaches the networks upright, from a file and from the
+    same file played as a camera (OpenCV turns it; both agree with FFmpeg's own rule)."""
+    path, upright = make_rotated(tmp_path / "phone.mp4", rotation)
+    src = FileSource(path)
+    frames = next(iter(src)).frames
+    assert frames.shape[1:] == upright.shape, (frames.shape, upright.shape)
+    assert np.abs(frames[0].astype(int) - upright).mean() < 8  # the white band is on top
+    assert any("display matrix" in n for n in src.notes)
+    pytest.importorskip("cv2")
+    from avvp_stream.sources.camera import CameraCapture
+
+    got = []
+    cam = CameraCapture(str(path), clock=time.monotonic, on_frame=lambda t, rgb: got.append(rgb))
+    cam.start()
+    cam._thread.join(timeout=10)
+    cam.stop()
+    assert cam.ended and got and got[0].shape == upright.shape
+    assert np.abs(got[0].astype(int) - upright).mean() < 8
+
+
+def test_frames_are_reduced_as_decoded_above_480p_and_untouched_below(tmp_path):
+    assert reduced_size(2160, 3840) == (480, 854) and reduced_size(1080, 1920) == (480, 854)
+    assert reduced_size(1920, 1080) == (854, 480) and reduced_size(480, 640) == (480, 640)
+    assert reduced_size(240, 320) == (240, 320)
+    hd = next(iter(FileSource(make_media(tmp_path / "hd.mp4", 1.0, size=(1280, 720), audio=False))))
+    assert hd.frames.shape == (8, MAX_SHORT_SIDE, 854, 3)
+    import av
+
+    path = make_media(tmp_path / "vga.mp4", 1.0, size=(640, 480), audio=False)
+    with av.open(str(path)) as c:
+        first = next(c.decode(video=0)).to_ndarray(format="rgb24")
+    np.testing.assert_array_equal(next(iter(FileSource(path))).frames[0], first)  # LLP sizes: exact
+
+
+def test_media_cut_short_is_parsed_flushed_and_reported(tmp_path):
+    """A download interrupted at 60%: the header says 10 s, 6 s decode. They are parsed
+    and written, then one line says where it ended, exit 2."""
+    import json
+    import subprocess
+
+    from conftest import console_script
+
+    cut = cut_short(make_media(tmp_path / "full.mp4", 10.0, size=(64, 48)), tmp_path / "cut.mkv")
+    src = FileSource(cut)
+    ended = r"ended at [56]\.\d s of 10\.0 s declared \(file truncated\?\)"
+    assert len(list(src)) == 6 and re.fullmatch(ended, src.stopped), src.stopped
+    proc = subprocess.run([*console_script("avvp-stream"), str(cut), "--random-weights", "--backend", "torch"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert re.search(f"cut.mkv: stopped after 6 s: {ended}$", lines[-1]), proc.stderr
+    snippets = [r for r in map(json.loads, proc.stdout.splitlines()) if r["kind"] == "snippet"]
+    assert [r["index"] for r in snippets] == list(range(6)) and all(r["final"] for r in snippets)
+    with pytest.raises(AvvpError, match=f"cut.mkv: {ended}"):
+        decode_clip(cut)
+    assert len(list(FileSource(cut, max_seconds=5))) == 5  # what was asked for is all there: no complaint

@@ -2,16 +2,16 @@
 
 import json
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from avvp_stream.events import EventTracker
 
+from conftest import console_script
 from media import make_media
 
-STREAM = [sys.executable, "-m", "avvp_stream.cli"]
+STREAM = console_script("avvp-stream")
 
 
 def run(*args, **kw):

@@ -1,8 +1,10 @@
 """Batch feature extraction: a folder of videos -> LLP feature folders.
 
-Resumable (a video whose three files exist is skipped), one failure never stops the
-batch, and every output file is written atomically so an interrupted run leaves no
-half-written feature behind.
+Resumable (a video whose three files exist is skipped), and every output file is written
+atomically so an interrupted run leaves no half-written feature behind. A bad input file
+(unreadable, cut short, no streams) is reported and the batch goes on; anything else (out
+of memory, a CUDA error, a bug of ours) is not the file's fault and would fail every file
+after it, so it stops the run with one line, after what was finished has been written.
 """
 
 from __future__ import annotations
@@ -54,39 +56,40 @@ def extract_folder(videos_dir: str | Path, out_dir: str | Path, extractor, secon
     summary = ExtractSummary()
     pending: list[tuple[Path, object]] = []
 
-    def fail(path: Path, exc: Exception) -> None:
-        reason = str(exc) if isinstance(exc, AvvpError) else f"{path}: {type(exc).__name__}: {exc}"
-        summary.failed[path.name] = reason
-        log(f"failed: {reason}")
+    def fail(path: Path, exc: AvvpError) -> None:
+        summary.failed[path.name] = str(exc)
+        log(f"failed: {exc}")
 
     def flush() -> None:
-        try:
-            feats = extractor.clips([(clip.audio, clip.frames) for _, clip in pending])
-        except Exception as exc:  # a model surprise must not stop the batch
-            for path, _ in pending:
-                fail(path, exc)
-        else:
-            for (path, _), f in zip(pending, feats):
-                _save_atomic(out_dir / "vggish" / f"{path.stem}.npy", f.audio)
-                _save_atomic(out_dir / "res152" / f"{path.stem}.npy", f.video_2d.reshape(-1, f.video_2d.shape[-1]))
-                _save_atomic(out_dir / "r2plus1d_18" / f"{path.stem}.npy", f.video_3d)
-                summary.done.append(path.name)
+        feats = extractor.clips([(clip.audio, clip.frames) for _, clip in pending])
+        for (path, _), f in zip(pending, feats):
+            _save_atomic(out_dir / "vggish" / f"{path.stem}.npy", f.audio)
+            _save_atomic(out_dir / "res152" / f"{path.stem}.npy", f.video_2d.reshape(-1, f.video_2d.shape[-1]))
+            _save_atomic(out_dir / "r2plus1d_18" / f"{path.stem}.npy", f.video_3d)
+            summary.done.append(path.name)
         pending.clear()
 
-    for path in progress_bar(files, desc="extracting"):
-        if all((out_dir / kind / f"{path.stem}.npy").is_file() for kind in FEATURE_SHAPES):
-            summary.skipped.append(path.name)
-            continue
-        try:
-            clip = decode_clip(path, seconds)
-        except Exception as exc:  # one bad file never stops the batch
-            fail(path, exc)
-            continue
-        for note in clip.notes:
-            log(f"{path.name}: {note}")
-        pending.append((path, clip))
-        if len(pending) >= batch:
+    try:
+        for path in progress_bar(files, desc="extracting"):
+            if all((out_dir / kind / f"{path.stem}.npy").is_file() for kind in FEATURE_SHAPES):
+                summary.skipped.append(path.name)
+                continue
+            try:
+                clip = decode_clip(path, seconds)
+            except AvvpError as exc:  # the file's fault: report it, go on
+                fail(path, exc)
+                continue
+            for note in clip.notes:
+                log(f"{path.name}: {note}")
+            pending.append((path, clip))
+            if len(pending) >= batch:
+                flush()
+        if pending:
             flush()
-    if pending:
-        flush()
+    except (AvvpError, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # not the file's fault: stop, keeping what was written
+        first = (str(exc).splitlines() or [""])[0][:200]
+        raise AvvpError(f"extraction stopped by {type(exc).__name__}: {first} ({len(summary.done)} videos "
+                        f"written; {len(summary.failed)} bad files; a rerun resumes after them)") from exc
     return summary

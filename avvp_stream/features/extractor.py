@@ -141,9 +141,15 @@ class FeatureExtractor:
         return self._run(mel, *self._prepare(frames))
 
     def _prepare(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """uint8 (N, 8, H, W, 3) -> ResNet input (N*k, 3, 224, 224), R(2+1)D input (N, 3, 8, 112, 112)."""
-        frames = frames.to(self.device)
-        return self.prepare_2d(frames), self.prepare_3d(frames)
+        """uint8 (N, 8, H, W, 3) -> ResNet input (N*k, 3, 224, 224), R(2+1)D input (N, 3, 8, 112, 112).
+        A few snippets at a time, so that the float copies at the input's size stay small."""
+        x2d, x3d = [], []
+        step = max(1, self.frame_batch // FRAMES_PER_SNIPPET)
+        for i in range(0, frames.shape[0], step):
+            part = frames[i:i + step].to(self.device)
+            x2d.append(self.prepare_2d(part))
+            x3d.append(self.prepare_3d(part))
+        return torch.cat(x2d), torch.cat(x3d)
 
     @property
     def _dtype(self) -> torch.dtype:

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AvvpError
+from .frames import captured_rgb, reduced_size
 
 FREEZE_SECONDS = 5.0  # identical frames this long from a live camera = frozen
 
@@ -52,6 +53,8 @@ class CameraCapture:
         self.is_file = isinstance(spec, str) and Path(spec).is_file()
         check_camera(spec)
         self.cap = cv2.VideoCapture(spec)
+        if hasattr(cv2, "CAP_PROP_ORIENTATION_AUTO"):  # a file or stream with a display matrix, upright
+            self.cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
         if not self.cap.isOpened():
             raise AvvpError(f"{self.name}: cannot open (busy in another program, or not a camera or video)")
         ok, first = self.cap.read()
@@ -60,7 +63,7 @@ class CameraCapture:
             raise AvvpError(f"{self.name}: opened but delivers no frames (busy, or not a camera or video)")
         self._first = first
         self.fps = float(self.cap.get(cv2.CAP_PROP_FPS) or 0.0)
-        self.size = first.shape[:2]
+        self.size = reduced_size(*first.shape[:2])
         self.frames = 0
         self.last_frame_at: float | None = None
         self.fault: str | None = None
@@ -111,7 +114,7 @@ class CameraCapture:
                 else:
                     same_since = None
                 previous = probe.copy()
-            self.on_frame(now, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+            self.on_frame(now, captured_rgb(bgr, cv2))
             bgr = None
 
     @property

@@ -1,7 +1,8 @@
 """Media files as a lazy stream of 1 s snippets (PyAV).
 
 Audio and video are decoded side by side as far as the next snippet needs, so memory
-stays constant on a two-hour file. Audio of any rate and layout is resampled by FFmpeg
+stays constant on a two-hour file, and frames are reduced and turned upright as they are
+decoded (``frames``), so it does not depend on the picture size either. Audio of any rate and layout is resampled by FFmpeg
 to 16 kHz mono; frames are picked 8 per second by presentation time (the frame nearest
 to t + k/8), so variable frame rate is safe. A missing stream is fed as silence or black
 frames and said in ``notes``; damage mid-file ends the stream with what decoded and the
@@ -19,10 +20,12 @@ import numpy as np
 
 from ..errors import AvvpError
 from ..features.timing import FRAMES_PER_SNIPPET, NearestFramePicker
+from .frames import decoded_rgb, frame_rotation, quarter_turns, reduced_size
 
 SAMPLE_RATE = 16000
 BLACK_SIZE = (224, 224)
 MIN_LAST_SNIPPET = 0.5  # a trailing partial second becomes a (padded) snippet if this long
+TRUNCATED_BY = 1.0  # decoding ending this much before the declared duration means a cut file
 
 
 @dataclass
@@ -34,6 +37,10 @@ class Snippet:
     audio: np.ndarray  # (16000,) float32, 16 kHz mono
     frames: np.ndarray  # (8, H, W, 3) uint8 RGB
     captured_at: float  # host clock (time.time()) when the snippet was complete
+
+    @property
+    def nbytes(self) -> int:
+        return self.audio.nbytes + self.frames.nbytes
 
 
 def _av():
@@ -54,6 +61,17 @@ def open_media(path: Path):
         raise AvvpError(f"{path}: not a readable media file ({exc.strerror or exc})") from None
 
 
+def _display_turns(container) -> int:
+    """Quarter turns that bring the video upright, from its first frame's display matrix
+    (FFmpeg attaches the container's rotation to every decoded frame)."""
+    av = _av()
+    try:
+        first = next(container.decode(video=0), None)
+    except av.error.FFmpegError:
+        return 0
+    return quarter_turns(frame_rotation(first)) if first is not None else 0
+
+
 class FileSource:
     """Iterate ``Snippet``s of a media file; ``notes`` and ``stopped`` say what was odd."""
 
@@ -65,7 +83,10 @@ class FileSource:
             self.has_video = bool(probe.streams.video)
             self.header_duration = probe.duration / 1e6 if probe.duration else None
             video = probe.streams.video[0] if probe.streams.video else None
-            size = (video.height, video.width) if video is not None and video.width else BLACK_SIZE
+            size = reduced_size(video.height, video.width) if video is not None and video.width else BLACK_SIZE
+            self.turns = _display_turns(probe) if video is not None else 0
+            if self.turns % 2:
+                size = size[::-1]
         if not (self.has_audio or self.has_video):
             raise AvvpError(f"{self.path}: no audio or video stream")
         self.notes: list[str] = []
@@ -73,6 +94,8 @@ class FileSource:
             self.notes.append("no audio stream: fed as silence")
         if not self.has_video:
             self.notes.append("no video stream: fed as black frames")
+        if self.turns:
+            self.notes.append(f"display matrix: frames turned {90 * self.turns} degrees counter-clockwise")
         self.stopped: str | None = None
         self.decoded_seconds = 0.0
         self._black = np.zeros((FRAMES_PER_SNIPPET, *size, 3), np.uint8)  # stand-in frames
@@ -105,7 +128,7 @@ class FileSource:
                         continue
                     t = frame.time - start
                     self.video_end = t + step
-                    yield t, frame.to_ndarray(format="rgb24")
+                    yield t, decoded_rgb(frame, self.turns)
             except av.error.FFmpegError as exc:
                 self.stopped = f"video is corrupt after {t:.2f} s ({exc.strerror or exc})"
 
@@ -137,3 +160,15 @@ class FileSource:
             self.decoded_seconds = k + min(1.0, covered)
             yield Snippet(k, float(k), audio.astype(np.float32), self._black if frames is None else frames, time.time())
             k += 1
+        self._check_complete(max(decoded / SAMPLE_RATE, self.video_end))
+
+    def _check_complete(self, end: float) -> None:
+        """A file that stops decoding well before its declared duration was cut short (a
+        download interrupted, a recording still being written): say so in ``stopped``."""
+        declared = self.header_duration
+        if declared is None or self.stopped:
+            return
+        if self.max_seconds is not None:
+            declared = min(declared, self.max_seconds)
+        if end < declared - TRUNCATED_BY:
+            self.stopped = f"ended at {end:.1f} s of {declared:.1f} s declared (file truncated?)"

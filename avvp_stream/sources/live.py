@@ -170,7 +170,7 @@ class LiveSource:
     @property
     def stats(self) -> LiveStats:
         stats = self.assembler.stats if self.assembler else LiveStats()
-        stats.dropped = len(self.queue.dropped)
+        stats.dropped = self.queue.dropped
         if self.microphone is not None:
             stats.overflows = self.microphone.overflows
             if self.assembler and self.assembler.drift.ready:

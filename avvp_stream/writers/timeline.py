@@ -3,6 +3,8 @@ audio, a visual and an audio-visual row, each with one lane per class that occur
 
 from __future__ import annotations
 
+from collections import deque
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,7 @@ from ..events import MODALITIES, Event
 COLOURS = {"audio": (40, 150, 220), "visual": (200, 60, 160), "audio_visual": (50, 170, 80)}  # RGB
 TITLES = {"audio": "Audio events", "visual": "Visual events", "audio_visual": "Audio-visual events"}
 LEFT, RIGHT, TOP, LANE, SECTION_GAP, AXIS = 190, 30, 40, 22, 30, 40
+PLOT_SPAN = 3600.0  # seconds a plot keeps: an hour is 21600 px wide at the least scale
 BACKGROUND, INK, GRID = (255, 255, 255), (30, 30, 30), (225, 225, 225)
 
 
@@ -84,9 +87,11 @@ def draw_timeline(events: list[Event], duration: float, title: str = "") -> tupl
 
 
 class TimelinePlot:
-    """Collects ended events while the run goes on; ``close`` draws and saves the PNG."""
+    """Collects ended events while the run goes on; ``close`` draws and saves the PNG.
+    A long live run keeps only the last ``span`` seconds (memory and picture width stay
+    bounded on a stream that runs for days); the title then says where the plot starts."""
 
-    def __init__(self, path: str | Path, title: str = ""):
+    def __init__(self, path: str | Path, title: str = "", span: float = PLOT_SPAN):
         self.path = Path(path)
         if self.path.suffix.lower() not in (".png", ".jpg", ".jpeg"):
             raise AvvpError(f"--plot {self.path}: give a .png (or .jpg) file name")
@@ -94,19 +99,35 @@ class TimelinePlot:
             raise AvvpError(f"--plot {self.path}: folder {self.path.parent} does not exist")
         _cv2()
         self.title = title
-        self.events: list[Event] = []
+        self.span = span
+        self.events: deque[Event] = deque()
         self.duration = 0.0
+
+    @property
+    def start(self) -> float:
+        return max(0.0, self.duration - self.span)
 
     def snippet(self, index: int, start: float, labels: dict, final: bool, *args, **kwargs) -> None:
         self.duration = max(self.duration, start + 1.0)
+        self._forget()
 
     def event(self, ev: Event) -> None:
         if ev.state == "end":
             self.events.append(ev)
             self.duration = max(self.duration, ev.offset)
+            self._forget()
+
+    def _forget(self) -> None:
+        while self.events and self.events[0].offset <= self.start:
+            self.events.popleft()
 
     def close(self) -> None:
         cv2 = _cv2()
-        img, _ = draw_timeline(self.events, self.duration, self.title)
+        t0, title = self.start, self.title
+        events = list(self.events)
+        if t0 > 0:  # drawn from t0: shift, and say so
+            events = [replace(ev, onset=max(ev.onset, t0) - t0, offset=ev.offset - t0) for ev in events]
+            title = f"{title} (the last {self.span:g} s, from {t0:g} s)"
+        img, _ = draw_timeline(events, self.duration - t0, title)
         if not cv2.imwrite(str(self.path), cv2.cvtColor(img, cv2.COLOR_RGB2BGR)):
             raise AvvpError(f"--plot {self.path}: could not write the image")
