@@ -18,6 +18,7 @@ from live_devices import CameraServer, make_mjpeg
 from media import make_media
 from test_stream import STREAM, records, run
 
+
 def test_camera_file_live_run_counts_every_snippet(tmp_path):
     """A 6 s video played as a camera for --duration 4, full ResNet profile: on this CPU
     compute is slower than real time, so the skip policy drops; whatever happens, every
