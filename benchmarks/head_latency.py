@@ -31,6 +31,7 @@ from avvp_stream.export.onnx_export import cached_head
 from avvp_stream.export import ops
 from avvp_stream.model import HAN
 from timing import sample_times
+from train_speed import cpu_flags
 
 
 def timed(fn, iters: int, sync) -> tuple[float, float]:
@@ -53,19 +54,22 @@ def main() -> None:
     rng = np.random.default_rng(0)
     inputs = [rng.standard_normal((1, 10, d)).astype(np.float32) for d in (128, 2048, 512)]
     built = ops.load(build_if_missing=True)
-    results: dict = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
+    results: dict = {"device": torch.cuda.get_device_name() if device.type == "cuda" else f"cpu ({cpu_flags()})",
                      "threads": torch.get_num_threads(), "fused_op_built": built, "head": {}, "pooling": {}}
 
-    # The official MMIL_Net forward (fc_v on all 80 frames, then averaged; the modalities
-    # through the layer one after the other) on the same weights: the anchor.
-    from train_speed import official_forward  # beside this script, like timing.py
+    # The official MMIL_Net (official_han.py: nn.MultiheadAttention in the official module
+    # layout, fc_v on all 80 frames then averaged, the modalities through the layer one
+    # after the other; tests/test_model.py checks it against the golden outputs) on the
+    # same weights.
+    from official_han import official_like  # beside this script, like timing.py
 
+    official = official_like(model)
     frames = torch.from_numpy(np.repeat(inputs[1], 8, axis=1)).to(device)
     official_in = (torch.from_numpy(inputs[0]).to(device), frames, torch.from_numpy(inputs[2]).to(device))
     with torch.inference_mode():
-        p50, p99 = timed(lambda: official_forward(model, *official_in), args.iters, sync)
+        p50, p99 = timed(lambda: official(*official_in), args.iters, sync)
     results["head"]["official_eager"] = {"p50_ms": p50, "p99_ms": p99}
-    print(f"head {'official':12s} p50 {p50:7.3f} ms  p99 {p99:7.3f} ms  (MMIL_Net.forward: fc_v per frame, modalities in turn)")
+    print(f"head {'official':12s} p50 {p50:7.3f} ms  p99 {p99:7.3f} ms  (official MMIL_Net, nn.MultiheadAttention)")
 
     reference = None
     backends = {}
