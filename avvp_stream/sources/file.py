@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import AvvpError
 from ..features.timing import FRAMES_PER_SNIPPET, NearestFramePicker
-from .frames import decoded_rgb, frame_rotation, quarter_turns, reduced_size
+from .frames import MAX_SHORT_SIDE, decoded_rgb, frame_rotation, quarter_turns, reduced_size
 
 SAMPLE_RATE = 16000
 BLACK_SIZE = (224, 224)
@@ -75,15 +75,19 @@ def _display_turns(container) -> int:
 class FileSource:
     """Iterate ``Snippet``s of a media file; ``notes`` and ``stopped`` say what was odd."""
 
-    def __init__(self, path: str | Path, max_seconds: float | None = None):
+    def __init__(self, path: str | Path, max_seconds: float | None = None,
+                 max_short_side: int | None = MAX_SHORT_SIDE):
         self.path = Path(path)
         self.max_seconds = max_seconds
+        self.max_short_side = max_short_side  # None: frames at full resolution
         with open_media(self.path) as probe:
             self.has_audio = bool(probe.streams.audio)
             self.has_video = bool(probe.streams.video)
             self.header_duration = probe.duration / 1e6 if probe.duration else None
             video = probe.streams.video[0] if probe.streams.video else None
-            size = reduced_size(video.height, video.width) if video is not None and video.width else BLACK_SIZE
+            size = BLACK_SIZE
+            if video is not None and video.width:
+                size = reduced_size(video.height, video.width, max_short_side or max(video.height, video.width))
             self.turns = _display_turns(probe) if video is not None else 0
             if self.turns % 2:
                 size = size[::-1]
@@ -128,7 +132,7 @@ class FileSource:
                         continue
                     t = frame.time - start
                     self.video_end = t + step
-                    yield t, decoded_rgb(frame, self.turns)
+                    yield t, decoded_rgb(frame, self.turns, self.max_short_side)
             except av.error.FFmpegError as exc:
                 self.stopped = f"video is corrupt after {t:.2f} s ({exc.strerror or exc})"
 

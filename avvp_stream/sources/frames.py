@@ -39,10 +39,11 @@ def upright(rgb: np.ndarray, turns: int) -> np.ndarray:
     return rgb if turns == 0 else np.ascontiguousarray(np.rot90(rgb, turns))
 
 
-def decoded_rgb(frame, turns: int = 0) -> np.ndarray:
+def decoded_rgb(frame, turns: int = 0, max_short: int | None = MAX_SHORT_SIDE) -> np.ndarray:
     """A PyAV video frame -> uint8 RGB (H, W, 3), reduced by swscale while converting
-    (the full-size RGB image is never made) and turned upright."""
-    height, width = reduced_size(frame.height, frame.width)
+    (the full-size RGB image is never made) and turned upright. ``max_short=None`` keeps
+    the full resolution (for measuring what the reduction changes)."""
+    height, width = reduced_size(frame.height, frame.width, max_short or max(frame.height, frame.width))
     if (height, width) == (frame.height, frame.width):
         rgb = frame.to_ndarray(format="rgb24")
     else:
