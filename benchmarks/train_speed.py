@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from avvp_stream.checkpoint import from_official_state_dict
 from avvp_stream.model import HAN, HANConfig
 from avvp_stream.train.dataset import DatasetLayout
 from avvp_stream.train.feature_store import load_video
@@ -129,6 +130,10 @@ def main() -> None:
                          else our_epoch(model, optimizer, data, cfg, gen))
             scheduler.step()
             print(f"{name:8s} epoch {epoch + 1}: {times[-1]:.2f} s", file=sys.stderr, flush=True)
+        if name == "official":  # the official weights into HAN, which also reads pre-averaged frames
+            trained, _ = from_official_state_dict(model.state_dict())
+            model = HAN(HANConfig())
+            model.load_state_dict(trained)
         metrics = evaluate_model(model, test, dense)
         results[name] = {"epoch_seconds_median": float(np.median(times)), "epoch_seconds": times,
                          "test_segment": metrics["segment"], "test_event": metrics["event"]}
