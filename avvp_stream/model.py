@@ -258,7 +258,7 @@ class HAN(nn.Module):
         x = torch.stack([a, v], dim=2)  # (B, T, 2, d)
         attentive = self.config.pooling == "attentive"
         if attentive and self.fused_pooling and keep is None:
-            from avvp_stream.export.ops import attentive_pool
+            from avvp_stream.head.fused_pool import attentive_pool
 
             return attentive_pool(x, *self.pooling_projection())
         frame_prob = torch.sigmoid(self.fc_prob(x))

@@ -27,8 +27,8 @@ import torch
 
 from avvp_stream.backends import create, unavailable_reason
 from avvp_stream.backends.onnxruntime_backend import OnnxRuntimeBackend
-from avvp_stream.export.onnx_export import cached_head
-from avvp_stream.export import ops
+from avvp_stream.backends.onnx_cache import cached_head
+from avvp_stream.head import fused_pool as ops
 from avvp_stream.model import HAN
 from timing import sample_times
 from train_speed import cpu_flags

@@ -66,7 +66,7 @@ def onnx(
     manifest["files"]["han_head.onnx"] = {"max_abs_diff": diff, "dynamic": "batch, time"}
     _echo(f"han_head.onnx: max |onnxruntime - torch| = {diff:.2e}")
     failed += [head.name] if diff > tolerance else []
-    from avvp_stream.export.folded_head import can_fold
+    from avvp_stream.head.folded import can_fold
 
     if can_fold(model):
         streaming = ox.export_streaming_head(model, out / "han_head_streaming.onnx")
@@ -104,7 +104,7 @@ def build_ext(
 ):
     """Compile the fused attentive-pooling op (cpp_ext/) into the cache, ahead of time;
     the runtime then loads it instead of the torch reference."""
-    from avvp_stream.export import ops
+    from avvp_stream.head import fused_pool as ops
 
     folder = ops.build(with_cuda=cuda, verbose=verbose)
     _echo(f"built the fused pooling op ({'CPU + CUDA' if ops._state['with_cuda'] else 'CPU'}) in {folder}")
@@ -128,7 +128,7 @@ def tensorrt(
     missing = unavailable_reason("tensorrt", "cuda")  # the modules only: the build itself finds the GPU
     if missing:
         raise AvvpError(missing)
-    from avvp_stream.export.tensorrt_engine import EXTRACTOR_PROFILE, HEAD_PROFILE, cached_engine
+    from avvp_stream.backends.tensorrt_build import EXTRACTOR_PROFILE, HEAD_PROFILE, cached_engine
 
     profile = HEAD_PROFILE if onnx_file.stem.startswith("han_head") else EXTRACTOR_PROFILE
     engine = cached_engine(onnx_file, cache or cache_home() / "tensorrt", onnx_file.stem,

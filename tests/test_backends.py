@@ -70,13 +70,13 @@ def test_auto_and_unavailable_backends(model):
 
 
 def test_tensorrt_path_does_not_import_torch():
-    code = ("import sys, avvp_stream.backends.tensorrt_backend, avvp_stream.export.tensorrt_engine; "
+    code = ("import sys, avvp_stream.backends.tensorrt_backend, avvp_stream.backends.tensorrt_build; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
 def test_engine_cache_keys_and_staleness(tmp_path):
-    from avvp_stream.export import tensorrt_engine as te
+    from avvp_stream.backends import tensorrt_build as te
 
     onnx = tmp_path / "head.onnx"
     onnx.write_bytes(b"model-a")
@@ -99,7 +99,7 @@ def test_engine_cache_keys_and_staleness(tmp_path):
 
 
 def test_engine_profiles_cover_the_dynamic_axes():
-    from avvp_stream.export import tensorrt_engine as te
+    from avvp_stream.backends import tensorrt_build as te
 
     assert te.profile_shapes((-1, -1, 128), te.HEAD_PROFILE) == ((1, 1, 128), (1, 10, 128), (64, 64, 128))
     assert te.profile_shapes((-1, 3, 224, 224), te.EXTRACTOR_PROFILE) == (
@@ -174,7 +174,7 @@ def test_avvp_export_build_ext_and_bad_input(tmp_path):
     proc = subprocess.run([*EXPORT, "tensorrt", str(tmp_path / "han_head_streaming.onnx")], capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 2 and "row-cache graph for ONNX Runtime" in proc.stderr
-    from avvp_stream.export import ops
+    from avvp_stream.head import fused_pool as ops
 
     cuda = ops.cuda_toolkit() is not None  # as the session's build (tests/test_fused_pool.py): found in the cache
     proc = subprocess.run([*EXPORT, "build-ext", "--cuda" if cuda else "--no-cuda"], capture_output=True, text=True,

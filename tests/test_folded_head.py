@@ -9,8 +9,8 @@ from avvp_stream import load_model
 from avvp_stream.backends import create
 from avvp_stream.backends.onnxruntime_backend import OnnxRuntimeBackend
 from avvp_stream.backends.row_cache import RowCache
-from avvp_stream.export.folded_head import FoldedHead, can_fold
-from avvp_stream.export.onnx_export import cached_streaming_head
+from avvp_stream.head.folded import FoldedHead, can_fold
+from avvp_stream.backends.onnx_cache import cached_streaming_head
 from avvp_stream.model import HAN, HANConfig, pool_frames
 
 from conftest import shared_file

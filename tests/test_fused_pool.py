@@ -7,7 +7,7 @@ import os
 import pytest
 import torch
 
-from avvp_stream.export import ops
+from avvp_stream.head import fused_pool as ops
 from avvp_stream.model import HAN
 
 
@@ -101,7 +101,7 @@ def test_han_uses_it_and_gives_the_same_outputs(built):
 
 
 def test_folded_head_uses_it_and_gives_the_same_outputs(built):
-    from avvp_stream.export.folded_head import FoldedHead
+    from avvp_stream.head.folded import FoldedHead
 
     torch.manual_seed(0)
     model = HAN().eval()

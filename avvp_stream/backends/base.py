@@ -74,8 +74,8 @@ def create(name: str, model, device) -> Backend:
         from .cuda_graph import CudaGraphBackend
 
         return CudaGraphBackend(model, device)
-    from avvp_stream.export.folded_head import can_fold
-    from avvp_stream.export.onnx_export import cached_head, cached_streaming_head  # once per checkpoint
+    from avvp_stream.head.folded import can_fold
+    from avvp_stream.backends.onnx_cache import cached_head, cached_streaming_head  # once per checkpoint
 
     if name == "onnxruntime":
         from .onnxruntime_backend import OnnxRuntimeBackend

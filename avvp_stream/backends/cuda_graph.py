@@ -34,9 +34,9 @@ class CudaGraphBackend(Backend):
     name = "cuda-graph"
 
     def __init__(self, model, device):
-        from avvp_stream.export import ops
-        from avvp_stream.export.folded_head import FoldedHead, can_fold
-        from avvp_stream.export.onnx_export import HeadForExport
+        from avvp_stream.head import fused_pool as ops
+        from avvp_stream.head.folded import FoldedHead, can_fold
+        from avvp_stream.head.graph import HeadForExport
 
         self.device = torch.device(device)
         self.config = model.config

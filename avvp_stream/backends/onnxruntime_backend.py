@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from avvp_stream.export.onnx_export import HEAD_INPUTS, STREAMING_INPUTS
+from avvp_stream.head.graph import HEAD_INPUTS, STREAMING_INPUTS
 
 from .base import Backend
 from .row_cache import RowCache
@@ -52,7 +52,7 @@ class OnnxRuntimeExtractors:
     def __init__(self, extractor, int8: bool = False, threads: int | None = None):
         import onnxruntime as ort
 
-        from avvp_stream.export.onnx_export import cached_extractors
+        from avvp_stream.backends.onnx_cache import cached_extractors
 
         options = ort.SessionOptions()
         if threads:

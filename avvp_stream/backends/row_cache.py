@@ -1,4 +1,4 @@
-"""Keeps each snippet's half of the folded head (``export/folded_head.py``) across
+"""Keeps each snippet's half of the folded head (``head/folded.py``) across
 windows. A sliding window shares all but one snippet with the previous one, and a batch
 of offline windows shares almost all of its snippets, so each snippet's input
 projections and attention keys/values are computed once instead of once per window.

@@ -2,7 +2,7 @@
 the primary CUDA context (so they can share a process with torch) and without importing
 torch: named tensors, ``execute_async_v3``, pinned host buffers, one stream. UNTESTED
 HERE (no TensorRT can be installed on this project's machines); see
-export/tensorrt_engine.py."""
+tensorrt_build.py."""
 
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ class TensorRTBackend(Backend):
     name = "tensorrt"
 
     def __init__(self, onnx_path: str | Path, cache: Path | None = None, fp16_onnx: bool = False):
-        from avvp_stream.export.tensorrt_engine import cached_engine
+        from avvp_stream.backends.tensorrt_build import cached_engine
 
         self.runner = EngineRunner(cached_engine(onnx_path, _cache(cache), "han_head", fp16_onnx))
 
@@ -89,7 +89,7 @@ class TensorRTExtractors:
     extractor's ``engine``: ``run(name, array) -> array``, like ONNX Runtime's)."""
 
     def __init__(self, onnx_paths: dict[str, Path], cache: Path | None = None):
-        from avvp_stream.export.tensorrt_engine import EXTRACTOR_PROFILE, cached_engine
+        from avvp_stream.backends.tensorrt_build import EXTRACTOR_PROFILE, cached_engine
 
         self.runners = {name: EngineRunner(cached_engine(path, _cache(cache), name, "fp16" in Path(path).stem,
                                                          EXTRACTOR_PROFILE))

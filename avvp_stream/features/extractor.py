@@ -120,7 +120,7 @@ class FeatureExtractor:
         """Run the three networks as TensorRT engines (GPU; built once per GPU, TensorRT
         version and set of weights into the cache, from the networks' ONNX files)."""
         from ..backends.tensorrt_backend import TensorRTExtractors
-        from ..export.onnx_export import cached_extractors
+        from ..backends.onnx_cache import cached_extractors
 
         self.engine = TensorRTExtractors(cached_extractors(self))
 

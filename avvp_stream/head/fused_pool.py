@@ -1,4 +1,5 @@
-"""The fused attentive-pooling op (sources in ``cpp_ext/csrc``): build, load, and register
+"""The fused attentive-pooling op (sources in ``cpp_ext/csrc``, installed as
+``avvp_stream.head.csrc``): build, load, and register
 it with torch (``register_fake`` for tracing and compile, ``register_autograd`` so that
 training uses it too). ``attentive_pool`` runs the op when it is built and falls back
 to ``reference`` (plain torch, the definition) with one note when it is not.
@@ -40,8 +41,7 @@ def reference(x: Tensor, weight: Tensor, bias: Tensor) -> tuple[Tensor, Tensor, 
 
 
 def source_files() -> list[Path]:
-    checkout = Path(__file__).resolve().parents[1] / "cpp_ext" / "csrc"  # a source checkout (editable install)
-    root = checkout if checkout.is_dir() else resources.files("avvp_stream.export.csrc")
+    root = resources.files("avvp_stream.head.csrc")  # cpp_ext/csrc, installed as package data
     files = [Path(str(root.joinpath(name))) for name in ("attentive_pool.cpp", "attentive_pool_cuda.cu", "attentive_pool.h")]
     missing = [f.name for f in files if not f.is_file()]
     if missing:

@@ -82,7 +82,7 @@ class FoldedHead(nn.Module):
         h = self.norm1(x + attended)  # the official sum of input, cross and self parts
         h = self.norm2(h + self.linear2(F.relu(self.linear1(h))))
         if self.fused_pooling:
-            from avvp_stream.export.ops import attentive_pool
+            from avvp_stream.head.fused_pool import attentive_pool
 
             video, _, _, frame_prob = attentive_pool(h.transpose(1, 2), self.pool.weight, self.pool.bias)
             return video, frame_prob
