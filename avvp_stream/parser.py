@@ -11,15 +11,19 @@ HAN parses it in one piece.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from .backends.base import Backend
-from .backends.torch_backend import TorchBackend
-from .model import HAN
+
+if TYPE_CHECKING:
+    from .model import HAN
+
+_streams = itertools.count()  # each parser's snippets are its own in a shared row cache
 
 
 def aggregate(windows: Sequence[tuple[int, np.ndarray]], num_snippets: int) -> tuple[np.ndarray, np.ndarray]:
@@ -38,14 +42,31 @@ def aggregate(windows: Sequence[tuple[int, np.ndarray]], num_snippets: int) -> t
     return mean, count
 
 
-@dataclass
-class SnippetResult:
-    """One snippet's labels. ``prob`` (2, C): gated probabilities, audio then visual."""
+@dataclass(frozen=True)
+class SnippetId:
+    """Who a snippet is: the source's own index (not the parser's count: live input may
+    skip snippets), its start in media seconds and when it was captured (host clock)."""
 
     index: int
+    start: float
+    captured_at: float | None = None
+
+
+@dataclass
+class SnippetResult:
+    """One snippet's labels. ``prob`` (2, C): gated probabilities, audio then visual;
+    ``snippet`` is the identity it was inserted with; ``position`` its place in the
+    parser's stream."""
+
+    snippet: SnippetId
     prob: np.ndarray
     final: bool
     threshold: float = 0.5
+    position: int = 0
+
+    @property
+    def index(self) -> int:
+        return self.snippet.index
 
     @property
     def audio(self) -> np.ndarray:
@@ -102,11 +123,18 @@ class OnlineParser:
     model: HAN | Backend  # a HAN runs through the torch backend
     policy: CommitPolicy = field(default_factory=CommitPolicy)
     threshold: float = 0.5
-    device: torch.device | str = "cpu"
+    device: Any = "cpu"  # torch device of a HAN given as ``model``
 
     def __post_init__(self) -> None:
-        self.backend = self.model if isinstance(self.model, Backend) else TorchBackend(self.model, self.device)
+        if isinstance(self.model, Backend):
+            self.backend = self.model
+        else:
+            from .backends.torch_backend import TorchBackend  # the only path that needs torch here
+
+            self.backend = TorchBackend(self.model, self.device)
+        self._stream = next(_streams)
         self._features: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._ids: list[SnippetId] = []  # of the snippets not final yet, from self._emitted_final
         self._base = 0  # snippet index of self._features[0]
         self._seen = 0
         self._windows: list[tuple[int, np.ndarray]] = []  # (first snippet, gated (n, 2, C))
@@ -118,10 +146,13 @@ class OnlineParser:
     def seen(self) -> int:
         return self._seen
 
-    def insert_snippet(self, audio: np.ndarray, video_2d: np.ndarray, video_3d: np.ndarray) -> None:
-        """One snippet's features: (128,), (k, 2048) frame features or (2048,) their mean, (512,)."""
+    def insert_snippet(self, audio: np.ndarray, video_2d: np.ndarray, video_3d: np.ndarray,
+                       snippet: SnippetId | None = None) -> None:
+        """One snippet's features: (128,), (k, 2048) frame features or (2048,) their mean, (512,),
+        and who it is (default: its position in this stream, one second each)."""
         if self._finished:
             raise RuntimeError("the stream is finished")
+        self._ids.append(snippet or SnippetId(self._seen, float(self._seen)))
         video_2d = np.asarray(video_2d, dtype=np.float32)
         self._features.append((np.asarray(audio, dtype=np.float32),
                                video_2d.mean(axis=0) if video_2d.ndim == 2 else video_2d,
@@ -139,7 +170,8 @@ class OnlineParser:
         for length, ends in sorted(by_length.items()):
             rows = [self._features[end - length - self._base:end - self._base] for end in ends]
             inputs = [np.stack([np.stack([f[j] for f in row]) for row in rows]) for j in range(3)]
-            video_prob, snippet_prob = self.backend.head(*inputs)
+            keys = [[(self._stream, p) for p in range(end - length, end)] for end in ends]
+            video_prob, snippet_prob = self.backend.head(*inputs, keys=keys)
             gate = (video_prob >= self.threshold).astype(snippet_prob.dtype)[:, None, None, :]
             gated = snippet_prob * gate  # (windows, length, 2, C)
             self._windows.extend((end - length, g) for end, g in zip(ends, gated))
@@ -168,15 +200,23 @@ class OnlineParser:
         if final_until > lo:
             counting = [(s, g) for s, g, length in live if self.policy.counts(length, n, self._finished)]
             mean, count = aggregate(counting, n - lo)
-            out.extend(SnippetResult(lo + i, mean[i], True, self.threshold) for i in range(final_until - lo) if count[i])
+            out.extend(self._result(lo + i, mean[i], True) for i in range(final_until - lo) if count[i])
             self._emitted_final = final_until
         if final_until < n:
             mean, _ = aggregate([(s, g) for s, g, _ in live], n - lo)
-            out.extend(SnippetResult(lo + i, mean[i], False, self.threshold) for i in range(final_until - lo, n - lo))
+            out.extend(self._result(lo + i, mean[i], False) for i in range(final_until - lo, n - lo))
         self._prune()
         return out
 
+    def _result(self, position: int, prob: np.ndarray, final: bool) -> SnippetResult:
+        return SnippetResult(self._ids[position - self._ids_base], prob, final, self.threshold, position)
+
+    @property
+    def _ids_base(self) -> int:
+        return self._seen - len(self._ids)
+
     def _prune(self) -> None:
+        del self._ids[:max(0, self._emitted_final - self._ids_base)]
         self._windows = [(s, g) for s, g in self._windows if s + len(g) > self._emitted_final]
         keep_from = max(0, self._seen + 1 - self.policy.window)  # what future windows read
         drop = keep_from - self._base

@@ -12,7 +12,7 @@ import numpy as np
 
 from .events import EventTracker
 from .features.extractor import FeatureExtractor
-from .parser import OnlineParser, SnippetResult
+from .parser import OnlineParser, SnippetId, SnippetResult
 from .sources.file import Snippet
 
 
@@ -89,21 +89,19 @@ class _Emitter:
 
     def __init__(self, writer, tracker: EventTracker, keep: np.ndarray | None, provisional: bool):
         self.writer, self.tracker, self.keep, self.provisional = writer, tracker, keep, provisional
-        self.pending: dict[int, Snippet] = {}  # parser index -> snippet, until its labels are final
 
     def emit(self, results: list[SnippetResult]) -> None:
         with deferred_interrupt():
             for r in results:
-                s = self.pending[r.index] if r.final else self.pending.get(r.index)
+                s = r.snippet
                 labels = {"audio": r.audio, "visual": r.visual, "audio_visual": r.audio_visual}
                 if self.keep is not None:
                     labels = {m: v & self.keep for m, v in labels.items()}
                 if r.final or self.provisional:
-                    self.writer.snippet(s.index, s.start, labels, r.final, s.captured_at, prob=r.prob)
+                    self.writer.snippet(s.index, s.start, labels, r.final, s.captured_at)
                 if r.final:
                     for ev in self.tracker.update(s.start, labels):
                         self.writer.event(ev)
-                    del self.pending[r.index]
 
 
 def parse_snippets(batches: Iterable[Sequence[Snippet]], extractor: FeatureExtractor, parser: OnlineParser,
@@ -118,8 +116,7 @@ def parse_snippets(batches: Iterable[Sequence[Snippet]], extractor: FeatureExtra
                 _Interrupt.check()
                 feats = extractor.snippets(np.stack([s.audio for s in batch]), np.stack([s.frames for s in batch]))
                 for s, a, v2d, v3d in zip(batch, feats.audio, feats.video_2d, feats.video_3d):
-                    out.pending[parser.seen] = s
-                    parser.insert_snippet(a, v2d, v3d)
+                    parser.insert_snippet(a, v2d, v3d, SnippetId(s.index, s.start, s.captured_at))
                 out.emit(parser.process())
             _Interrupt.check()
         finally:

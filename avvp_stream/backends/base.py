@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 from abc import ABC, abstractmethod
+from collections.abc import Hashable, Sequence
 
 import numpy as np
 
@@ -17,12 +18,15 @@ EXTRAS = {"tensorrt": "pip install 'avvp-stream[tensorrt]' (NVIDIA GPUs)", "onnx
 class Backend(ABC):
     """Runs the HAN head: inputs (B, T, 128), (B, T, 2048) frame-averaged, (B, T, 512)
     float32; returns the video-level probabilities (B, C) and the snippet probabilities
-    (B, T, 2, C) as float32 numpy arrays."""
+    (B, T, 2, C) as float32 numpy arrays. ``keys`` (B lists of T hashables) name each
+    window's snippets, so that an engine may keep per-snippet work across calls (the row
+    cache); without them it recomputes, or recognises snippets by their features."""
 
     name: str = "?"
 
     @abstractmethod
-    def head(self, audio: np.ndarray, video_2d: np.ndarray, video_3d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def head(self, audio: np.ndarray, video_2d: np.ndarray, video_3d: np.ndarray,
+             keys: Sequence[Sequence[Hashable]] | None = None) -> tuple[np.ndarray, np.ndarray]:
         ...
 
 

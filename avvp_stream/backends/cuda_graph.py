@@ -59,7 +59,7 @@ class CudaGraphBackend(Backend):
         self._graphs[(b, t)] = (graph, static_in, video_prob, snippet_prob)
         return self._graphs[(b, t)]
 
-    def head(self, audio, video_2d, video_3d):
+    def head(self, audio, video_2d, video_3d, keys=None):
         b, t = audio.shape[:2]
         graph, static_in, video_prob, snippet_prob = self._graphs.get((b, t)) or self._capture(b, t)
         for buf, x in zip(static_in, (audio, video_2d, video_3d)):

@@ -31,12 +31,12 @@ class OnnxRuntimeBackend(Backend):
             shape = self.session.get_inputs()[3].shape  # known: (M, 2, 5d)
             self.cache = RowCache((shape[1], shape[2]), capacity)
 
-    def head(self, audio, video_2d, video_3d):
+    def head(self, audio, video_2d, video_3d, keys=None):
         if self.cache is None:
             feeds = dict(zip(HEAD_INPUTS, (np.ascontiguousarray(x, dtype=np.float32) for x in (audio, video_2d, video_3d))))
             video_prob, snippet_prob = self.session.run(["video_prob", "snippet_prob"], feeds)
             return video_prob, snippet_prob
-        plan = self.cache.plan(audio, video_2d, video_3d)
+        plan = self.cache.plan(audio, video_2d, video_3d, keys)
         feeds = dict(zip(STREAMING_INPUTS, (*plan.inputs, plan.known, plan.index)))
         video_prob, snippet_prob, rows = self.session.run(["video_prob", "snippet_prob", "rows"], feeds)
         self.cache.keep(plan, rows)

@@ -3,13 +3,16 @@ windows. A sliding window shares all but one snippet with the previous one, and 
 of offline windows shares almost all of its snippets, so each snippet's input
 projections and attention keys/values are computed once instead of once per window.
 
-Rows are keyed by their input bytes: HAN has no positional encoding, so a snippet's
-half depends on its features only, and a hit returns exactly what a recompute would.
+Rows are keyed by the snippet's identity when the caller names it (the parser does: its
+stream and the snippet's place in it), else by the snippet's input bytes. HAN has no
+positional encoding, so a snippet's half depends on its features only, and a hit returns
+exactly what a recompute would.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,18 +23,18 @@ class Plan:
     inputs: list[np.ndarray]  # audio, video_2d, video_3d of the rows to compute, (N, D)
     known: np.ndarray  # (M, *row_shape)
     index: np.ndarray  # (B, T) int64 into [known; computed]
-    keys: list[bytes]  # of the rows to compute
+    keys: list[Hashable]  # of the rows to compute
 
 
 class RowCache:
-    """Snippet rows (``row_shape`` arrays) by input bytes, in one preallocated table;
+    """Snippet rows (``row_shape`` arrays) by snippet key, in one preallocated table;
     ``capacity`` snippets are kept, least recently used first out (it grows when one call
     brings more). A call is ``plan`` (which rows are known, which must be computed), then
     ``keep`` the computed ones."""
 
     def __init__(self, row_shape: tuple[int, ...], capacity: int = 64):
         self.row_shape = tuple(row_shape)
-        self._slots: OrderedDict[bytes, int] = OrderedDict()  # key -> row of the table, oldest first
+        self._slots: OrderedDict[Hashable, int] = OrderedDict()  # key -> row of the table, oldest first
         self._table = np.empty((capacity, *self.row_shape), np.float32)
         self._free = list(range(capacity))
         self.hits = self.misses = 0
@@ -44,12 +47,19 @@ class RowCache:
     def capacity(self) -> int:
         return len(self._table)
 
-    def plan(self, audio: np.ndarray, video_2d: np.ndarray, video_3d: np.ndarray) -> Plan:
-        """(B, T, D) inputs -> the inputs of the rows to compute (N, D), the known rows
-        (M, *row_shape) and ``index`` (B, T) into [known; computed]."""
+    def plan(self, audio: np.ndarray, video_2d: np.ndarray, video_3d: np.ndarray,
+             keys: Sequence[Sequence[Hashable]] | None = None) -> Plan:
+        """(B, T, D) inputs and their snippets' keys (B x T; default: the input bytes) ->
+        the inputs of the rows to compute (N, D), the known rows (M, *row_shape) and
+        ``index`` (B, T) into [known; computed]."""
         lead = audio.shape[:2]
         flat = [np.ascontiguousarray(a, dtype=np.float32).reshape(-1, a.shape[-1]) for a in (audio, video_2d, video_3d)]
-        keys = [row.tobytes() for row in np.concatenate(flat, axis=1)]
+        if keys is None:
+            keys = [row.tobytes() for row in np.concatenate(flat, axis=1)]
+        else:
+            keys = [key for window in keys for key in window]
+            if len(keys) != len(flat[0]):
+                raise ValueError(f"{len(keys)} keys for {lead[0]} x {lead[1]} snippets")
         slots, seen, known, new = self._slots, {}, [], {}
         index = np.empty(len(keys), dtype=np.int64)
         for i, key in enumerate(keys):

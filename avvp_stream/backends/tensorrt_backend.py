@@ -79,7 +79,7 @@ class TensorRTBackend(Backend):
 
         self.runner = EngineRunner(cached_engine(onnx_path, _cache(cache), "han_head", fp16_onnx))
 
-    def head(self, audio, video_2d, video_3d):
+    def head(self, audio, video_2d, video_3d, keys=None):
         out = self.runner(dict(zip(INPUTS, (audio, video_2d, video_3d))))
         return out["video_prob"], out["snippet_prob"]
 
