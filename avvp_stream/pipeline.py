@@ -64,26 +64,6 @@ def interrupt_handling():
         signal.signal(signal.SIGINT, previous)
 
 
-class Writers:
-    """Several outputs fed as one (e.g. JSON Lines on stdout and the timeline plot)."""
-
-    def __init__(self, *writers):
-        self.writers = writers
-
-    def snippet(self, *args, **kwargs) -> None:
-        for w in self.writers:
-            w.snippet(*args, **kwargs)
-
-    def event(self, ev) -> None:
-        for w in self.writers:
-            w.event(ev)
-
-    def close(self) -> None:
-        for w in self.writers:
-            if hasattr(w, "close"):
-                w.close()
-
-
 class _Emitter:
     """Writes final (and, if asked, provisional) snippets and the event changes they cause."""
 

@@ -89,10 +89,7 @@ def test_unplugged_camera_keeps_what_was_emitted(tmp_path):
 @pytest.mark.parametrize("args, fragment", [
     (["--source", "webcam", "--camera", "7"], "camera 7: not found"),
     (["--source", "camera", "--camera", "clip.mp4", "clip.mp4"], "give a video file to play as a camera with --camera"),
-    (["--source", "tv"], "--source tv: choose one of file, webcam, camera, mic"),
-    (["--source", "camera", "--policy", "fast"], "--policy fast: choose one of skip, lag"),
     (["clip.mp4", "--backend", "tensorrt", "--device", "cpu"], "--backend tensorrt: tensorrt needs a CUDA GPU"),
-    (["clip.mp4", "--backend", "jax"], "--backend jax: choose one of auto, torch, onnxruntime, cuda-graph, tensorrt"),
     (["clip.mp4", "--plot", "out.pdf"], "give a .png"),
     ([], "give a media FILE, or --source webcam|camera|mic"),
 ])
@@ -101,6 +98,29 @@ def test_live_bad_input_is_one_line(tmp_path, args, fragment):
     proc = run(*args, "--random-weights", cwd=tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert fragment in proc.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("option, value, choices", [
+    ("--source", "tv", ["file", "webcam", "camera", "mic"]),
+    ("--policy", "fast", ["skip", "lag"]),
+    ("--backend", "jax", ["auto", "torch", "onnxruntime", "cuda-graph", "tensorrt"]),
+    ("--format", "docx", ["auto", "table", "jsonl", "tsv", "srt", "vtt"]),
+])
+def test_choices_are_listed_in_help_and_checked_by_typer(option, value, choices):
+    """Every option with choices lists them in --help, and a bad one is a usage error."""
+    helptext = run("--help", env={**os.environ, "COLUMNS": "200"}).stdout
+    line = next(line for line in helptext.splitlines() if line.strip("│ ").startswith(f"{option} "))
+    assert "|".join(choices) in line, line
+    proc = run("clip.mp4", option, value)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "Usage:" in proc.stderr
+    assert value in proc.stderr and all(c in proc.stderr for c in choices), proc.stderr
+
+
+def test_python_m_avvp_stream_is_the_same_command():
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "avvp_stream", "--help"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "Usage: avvp-stream" in " ".join(proc.stdout.split())
 
 
 def test_microphone_without_portaudio_or_device_is_one_line():

@@ -12,6 +12,7 @@ from typing import TypeVar
 import numpy as np
 
 FRAMES_PER_SNIPPET = 8
+SAMPLE_RATE = 16000  # audio samples per second of a snippet (16 kHz mono, as VGGish reads it)
 
 F = TypeVar("F")
 

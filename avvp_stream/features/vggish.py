@@ -18,7 +18,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-SAMPLE_RATE = 16000
+from .timing import SAMPLE_RATE
+
 WINDOW = 400  # 25 ms
 HOP = 160  # 10 ms
 FFT = 512  # next power of two

@@ -26,7 +26,8 @@ from avvp_stream.paths import cache_home
 log = logging.getLogger(__name__)
 
 OP = "avvp::attentive_pool"
-_state: dict = {"loaded": False, "missing": False, "noted": False, "error": None}
+_state: dict = {"loaded": False, "missing": False, "noted": False, "with_cuda": False, "registered": False,
+                "why": None}
 
 
 def reference(x: Tensor, weight: Tensor, bias: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -92,7 +93,7 @@ def build(with_cuda: bool | None = None, verbose: bool = False) -> Path:
         lines = str(exc).strip().splitlines() or [type(exc).__name__]
         cause = next((line.strip() for line in lines if "error" in line.lower() and "Error building" not in line), lines[0])
         raise AvvpError(f"building the fused pooling op failed: {cause[:300]} (rerun with --verbose)") from None
-    _state.update(loaded=True, error=None, with_cuda=with_cuda, directory=directory)
+    _state.update(loaded=True, with_cuda=with_cuda)
     _register_python_parts()
     return directory
 
@@ -124,7 +125,7 @@ def load(build_if_missing: bool = False) -> bool:
             build()
             return True
     except (AvvpError, OSError, RuntimeError) as exc:
-        _state["error"] = str(exc)
+        _state["why"] = (str(exc).splitlines() or [type(exc).__name__])[0][:200]  # said in the fallback note
     _state["missing"] = True
     return False
 
@@ -173,5 +174,6 @@ def attentive_pool(x: Tensor, weight: Tensor, bias: Tensor) -> tuple[Tensor, Ten
         return video, audio, visual, frame_prob
     if not _state["noted"]:
         _state["noted"] = True
-        log.info("avvp-stream: the fused pooling op is not built (avvp-export build-ext); using the torch reference")
+        why = f"it failed to load: {_state['why']}" if _state["why"] else "it is not built (avvp-export build-ext)"
+        log.info(f"avvp-stream: the fused pooling op is not used ({why}); using the torch reference")
     return reference(x, weight, bias)

@@ -19,10 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AvvpError
-from ..features.timing import FRAMES_PER_SNIPPET, NearestFramePicker
+from ..features.timing import FRAMES_PER_SNIPPET, SAMPLE_RATE, NearestFramePicker, snippet_times
 from .frames import MAX_SHORT_SIDE, decoded_rgb, frame_rotation, quarter_turns, reduced_size
 
-SAMPLE_RATE = 16000
 BLACK_SIZE = (224, 224)
 MIN_LAST_SNIPPET = 0.5  # a trailing partial second becomes a (padded) snippet if this long
 TRUNCATED_BY = 1.0  # decoding ending this much before the declared duration means a cut file
@@ -153,7 +152,7 @@ class FileSource:
                 decoded += chunk.size
             frames = None
             if picker is not None:
-                picked = [picker.pick(k + j / FRAMES_PER_SNIPPET) for j in range(FRAMES_PER_SNIPPET)]
+                picked = [picker.pick(t) for t in snippet_times(k)]
                 frames = None if picked[0] is None else np.stack(picked)
             covered = max(decoded / SAMPLE_RATE, self.video_end) - k
             streams_done = audio_iter is None and (picker is None or picker.ended)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..clock import DriftEstimator, HostClock
-from ..features.timing import FRAMES_PER_SNIPPET, nearest_indices
+from ..features.timing import FRAMES_PER_SNIPPET, nearest_indices, snippet_times
 from ..pacing import SnippetQueue
 from .camera import CameraCapture
 from .file import BLACK_SIZE, MIN_LAST_SNIPPET, SAMPLE_RATE, Snippet
@@ -121,7 +121,7 @@ class SnippetAssembler:
         frames = self._black
         if self.has_video and self._frames:
             times = np.array([t for t, _ in self._frames])
-            targets = start + np.arange(FRAMES_PER_SNIPPET) / FRAMES_PER_SNIPPET
+            targets = snippet_times(start)
             idx = nearest_indices(times, targets)
             self.stats.frame_gaps += int(np.count_nonzero(np.abs(times[idx] - targets) > MAX_FRAME_GAP))
             frames = np.stack([self._frames[i][1] for i in idx])

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import AvvpError
+from ..features.timing import SAMPLE_RATE
 
-SAMPLE_RATE = 16000
 BLOCK = 512  # 32 ms
 
 
@@ -61,7 +61,6 @@ class MicrophoneCapture:
         self.on_audio = on_audio
         self.samplerate = samplerate
         self.overflows = 0  # blocks that PortAudio reported as overflowed (samples lost)
-        self.blocks = 0
         self.name = _label(device)
         if stream_factory is None:
             sd = import_sounddevice()
@@ -80,7 +79,6 @@ class MicrophoneCapture:
         now = self.clock()
         if status and getattr(status, "input_overflow", False):
             self.overflows += 1
-        self.blocks += 1
         # PortAudio says how long ago the block's first sample hit the converter; without
         # that (some host APIs report 0) assume the block just filled.
         lag = float(getattr(time_info, "currentTime", 0.0)) - float(getattr(time_info, "inputBufferAdcTime", 0.0))

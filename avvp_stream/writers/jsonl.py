@@ -18,9 +18,10 @@ from typing import TextIO
 
 from ..classes import CLASSES
 from ..events import Event
+from .base import Writer
 
 
-class JsonlWriter:
+class JsonlWriter(Writer):
     def __init__(self, out: TextIO, classes: tuple[str, ...] = CLASSES):
         self.out = out
         self.classes = classes
@@ -29,7 +30,7 @@ class JsonlWriter:
         self.out.write(json.dumps(record) + "\n")
         self.out.flush()
 
-    def snippet(self, index: int, start: float, labels: dict, final: bool, captured_at: float, **_) -> None:
+    def snippet(self, index: int, start: float, labels: dict, final: bool, captured_at: float | None) -> None:
         names = {m: [self.classes[c] for c, on in enumerate(v) if on] for m, v in labels.items()}
         self._write({"kind": "snippet", "index": index, "start": start, "end": start + 1.0, **names,
                      "final": final, "captured_at": captured_at, "emitted_at": time.time()})

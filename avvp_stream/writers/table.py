@@ -8,11 +8,12 @@ from collections import OrderedDict
 
 from ..classes import CLASSES
 from ..events import Event
+from .base import Writer
 
 ROWS = 12
 
 
-class TableWriter:
+class TableWriter(Writer):
     def __init__(self, console=None, classes: tuple[str, ...] = CLASSES, title: str = "avvp-stream"):
         from rich.console import Console
         from rich.live import Live
@@ -29,7 +30,7 @@ class TableWriter:
     def _names(self, mask) -> str:
         return ", ".join(self.classes[c].replace("_", " ") for c, on in enumerate(mask) if on) or "-"
 
-    def snippet(self, index: int, start: float, labels: dict, final: bool, captured_at: float, **_) -> None:
+    def snippet(self, index: int, start: float, labels: dict, final: bool, captured_at: float | None) -> None:
         latency = time.time() - captured_at if captured_at else None
         self.rows[index] = (start, self._names(labels["audio"]), self._names(labels["visual"]),
                             self._names(labels["audio_visual"]), final, latency)

@@ -6,17 +6,17 @@ from __future__ import annotations
 from typing import TextIO
 
 from ..events import Event
+from .base import Writer
 
 MODALITY_NAMES = {"audio": "heard", "visual": "seen", "audio_visual": "heard and seen"}
 
 
-class _EventWriter:
+class _EventWriter(Writer):
+    """Ended events only: per-snippet records are not part of these formats."""
+
     def __init__(self, out: TextIO, name: str = "stream"):
         self.out = out
         self.name = name
-
-    def snippet(self, *args, **kwargs) -> None:
-        """Per-snippet records are not part of these formats."""
 
     def event(self, ev: Event) -> None:
         if ev.state == "end":

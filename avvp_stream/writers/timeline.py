@@ -11,6 +11,7 @@ import numpy as np
 
 from ..errors import AvvpError
 from ..events import MODALITIES, Event
+from .base import Writer
 
 COLOURS = {"audio": (40, 150, 220), "visual": (200, 60, 160), "audio_visual": (50, 170, 80)}  # RGB
 TITLES = {"audio": "Audio events", "visual": "Visual events", "audio_visual": "Audio-visual events"}
@@ -86,7 +87,7 @@ def draw_timeline(events: list[Event], duration: float, title: str = "") -> tupl
     return img, px
 
 
-class TimelinePlot:
+class TimelinePlot(Writer):
     """Collects ended events while the run goes on; ``close`` draws and saves the PNG.
     A long live run keeps only the last ``span`` seconds (memory and picture width stay
     bounded on a stream that runs for days); the title then says where the plot starts."""
@@ -107,7 +108,7 @@ class TimelinePlot:
     def start(self) -> float:
         return max(0.0, self.duration - self.span)
 
-    def snippet(self, index: int, start: float, labels: dict, final: bool, *args, **kwargs) -> None:
+    def snippet(self, index: int, start: float, labels: dict, final: bool, captured_at: float | None) -> None:
         self.duration = max(self.duration, start + 1.0)
         self._forget()
 

@@ -1,0 +1,5 @@
+"""``python -m avvp_stream``: the same command as ``avvp-stream``."""
+
+from .cli import main
+
+main()

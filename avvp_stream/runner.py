@@ -1,0 +1,257 @@
+"""One run of ``avvp-stream``: a ``RunConfig`` (what the user asked for, checked), the
+pipeline built from it (source, extractor, engine, parser, writers), and the run itself.
+The CLI only turns options into a ``RunConfig``; anything else that parses (a service, a
+notebook) can build one too."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .errors import AvvpError
+
+SOURCES = ("file", "webcam", "camera", "mic")
+OUTPUT_FORMATS = ("auto", "table", "jsonl", "tsv", "srt", "vtt")
+
+
+def note(message: str) -> None:
+    print(f"avvp-stream: {message}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class RunConfig:
+    media: Path | None = None
+    source: str | None = None  # default: file when media is given
+    camera: str = "0"
+    mic: str | None = None
+    duration: float | None = None
+    checkpoint: str | None = None
+    random_weights: bool = False
+    device: str = "auto"
+    backend: str = "auto"
+    window: int = 10
+    lookahead: int | None = None
+    threshold: float = 0.5
+    classes: str | None = None
+    resnet_frames: int | None = None
+    output_format: str = "auto"
+    plot: Path | None = None
+    policy: str = "skip"
+    queue: int | None = None
+    freeze_seconds: float = 5.0
+    batch: int = 8
+
+    @property
+    def live(self) -> bool:
+        return self.source != "file"
+
+    def check(self) -> RunConfig:
+        """Fill the defaults that depend on other options and reject what cannot run, each
+        with one line; returns self."""
+        self.source = self.source or ("file" if self.media is not None else None)
+        if self.source is None:
+            raise AvvpError("give a media FILE, or --source webcam|camera|mic for live input")
+        if self.source not in SOURCES:
+            raise AvvpError(f"--source {self.source}: choose one of {', '.join(SOURCES)}")
+        if self.source == "file" and self.media is None:
+            raise AvvpError("--source file needs a media FILE")
+        if self.live and self.media is not None:
+            raise AvvpError(f"--source {self.source} reads live input; give a video file to play as a camera with --camera")
+        if self.output_format not in OUTPUT_FORMATS:
+            raise AvvpError(f"--format {self.output_format}: choose one of {', '.join(OUTPUT_FORMATS)}")
+        if self.window < 1 or (self.lookahead is not None and self.lookahead < 0) or self.batch < 1:
+            raise AvvpError("--window and --batch must be >= 1, --lookahead >= 0")
+        if self.duration is not None and self.duration <= 0:
+            raise AvvpError("--duration must be > 0 seconds")
+        if self.resnet_frames is not None and not 1 <= self.resnet_frames <= 8:
+            raise AvvpError("--resnet-frames must be between 1 and 8")
+        from .pacing import POLICIES
+
+        if self.policy not in POLICIES:
+            raise AvvpError(f"--policy {self.policy}: choose one of {', '.join(POLICIES)}")
+        if self.output_format == "auto":
+            self.output_format = "table" if sys.stdout.isatty() else "jsonl"
+        return self
+
+    @property
+    def keep(self):
+        """Which classes to report (``--classes``), as a (C,) bool mask."""
+        import numpy as np
+
+        from .classes import CLASS_INDEX, CLASSES
+
+        keep = np.ones(len(CLASSES), bool)
+        if self.classes:
+            names = [c.strip() for c in self.classes.split(",") if c.strip()]
+            unknown = [c for c in names if c not in CLASS_INDEX]
+            if unknown:
+                raise AvvpError(f"unknown class {unknown[0]!r}; classes are: {', '.join(CLASSES)}")
+            keep[:] = False
+            keep[[CLASS_INDEX[c] for c in names]] = True
+        return keep
+
+
+def run(config: RunConfig) -> None:
+    """Check ``config``, build the pipeline, parse until the input ends (or Ctrl-C, or a
+    fault), and flush everything produced."""
+    config.check()
+    keep = config.keep
+    label = str(config.media) if not config.live else config.source
+    writers = [_timeline(config)] if config.plot is not None else []
+
+    # Check the input first: a missing file, camera or microphone fails before the models load.
+    # Live devices are opened only once the models are ready, so that capture starts on time.
+    live_devices = _check_live_input(config) if config.live else None
+    src = None
+    if not config.live:
+        from .sources.file import FileSource
+
+        src = FileSource(config.media, max_seconds=config.duration)
+        for line in src.notes:
+            note(f"{label}: {line}")
+    extractor, parser = _build_models(config)
+
+    from .writers import Writers, get_writer
+
+    out = get_writer(config.output_format, sys.stdout, name=config.media.stem if config.media else config.source,
+                     title=f"avvp-stream: {label}")
+    writer = Writers(out, *writers)
+    if config.live:
+        _run_live(config, live_devices, extractor, parser, writer, keep, label)
+    else:
+        _run_file(config, src, extractor, parser, writer, keep)
+
+
+def _timeline(config: RunConfig):
+    from .writers.timeline import TimelinePlot
+
+    return TimelinePlot(config.plot, title=f"{config.media.name if config.media else config.source}")
+
+
+def _check_live_input(config: RunConfig) -> dict:
+    from .sources.camera import check_camera, parse_camera
+    from .sources.microphone import check_microphone, parse_device
+
+    camera_spec = parse_camera(config.camera) if config.source in ("webcam", "camera") else None
+    if camera_spec is not None:
+        check_camera(camera_spec)
+    mic = config.source in ("webcam", "mic")
+    if mic:
+        check_microphone(parse_device(config.mic))
+    return {"camera": camera_spec, "microphone": mic, "mic_device": parse_device(config.mic)}
+
+
+def _build_models(config: RunConfig):
+    """The feature extractor, the HAN head on its engine, and the online parser."""
+    import torch
+
+    from .backends import create
+    from .device import resolve_device
+    from .features.extractor import FeatureExtractor
+    from .parser import CommitPolicy, OnlineParser
+
+    run_device = resolve_device(config.device)
+    resnet_frames = config.resnet_frames
+    if resnet_frames is None:
+        resnet_frames = 2 if config.live and run_device.type == "cpu" else 8
+        if config.live and resnet_frames == 2:
+            note("live input on a CPU: 2 frames per snippet through ResNet-152 (--resnet-frames 8 for the full profile)")
+    extractor = FeatureExtractor(device=str(run_device), random_weights=config.random_weights,
+                                 resnet_frames=resnet_frames)
+    if config.random_weights:
+        from .model import HAN
+
+        torch.manual_seed(0)
+        model = HAN().eval().to(extractor.device)
+    else:
+        from .checkpoint import load_model
+
+        model = load_model(config.checkpoint or "official", extractor.device)
+    if config.lookahead is None:
+        policy = (CommitPolicy(config.window, 0) if config.live
+                  else CommitPolicy(config.window, config.window - 1, full_windows_only=True))
+    else:
+        policy = CommitPolicy(config.window, config.lookahead)
+    engine = create(config.backend, model, extractor.device)
+    note(f"HAN head on the {engine.name} backend" + (" (auto)" if config.backend == "auto" else ""))
+    if engine.name == "onnxruntime" and extractor.device.type == "cpu":
+        # 1.2-1.4x faster than torch on the feature networks too (benchmarks/stream_latency.py)
+        note("feature networks on ONNX Runtime too (exported once per set of weights into the cache)")
+        extractor.use_onnxruntime()
+    elif engine.name == "tensorrt":
+        note("feature networks as TensorRT engines too (built once per GPU into the cache)")
+        extractor.use_tensorrt()
+    elif engine.name == "cuda-graph":
+        note("feature networks replayed from CUDA graphs too")
+        extractor.use_cuda_graphs()
+    return extractor, OnlineParser(engine, policy, config.threshold, extractor.device)
+
+
+def _file_batches(src, batch: int):
+    pending = []
+    for snippet in src:
+        pending.append(snippet)
+        if len(pending) >= batch:
+            yield pending
+            pending = []
+    if pending:
+        yield pending
+
+
+def _run_file(config: RunConfig, src, extractor, parser, writer, keep) -> None:
+    from .events import EventTracker
+    from .pipeline import parse_snippets
+
+    try:
+        parsed = parse_snippets(_file_batches(src, config.batch), extractor, parser, writer, keep=keep,
+                                provisional=config.lookahead is not None, tracker=EventTracker())
+    finally:
+        writer.close()
+    if parsed == 0:
+        raise AvvpError(f"{config.media}: shorter than half a second, nothing to parse")
+    if src.stopped:
+        raise AvvpError(f"{config.media}: stopped after {parsed} s: {src.stopped}")
+
+
+def _run_live(config: RunConfig, devices: dict, extractor, parser, writer, keep, label: str) -> None:
+    from .pipeline import parse_snippets
+    from .sources.live import LiveSource
+
+    try:
+        src = LiveSource(camera=devices["camera"], microphone=devices["microphone"], mic_device=devices["mic_device"],
+                         duration=config.duration, policy=config.policy, queue_size=config.queue,
+                         freeze_seconds=config.freeze_seconds)
+    except AvvpError:
+        writer.close()
+        raise
+    for line in src.notes:
+        note(f"{label}: {line}")
+    src.start()
+    try:
+        parse_snippets(src.batches(config.batch if config.policy == "lag" else 1), extractor, parser, writer,
+                       keep=keep, provisional=True)
+    finally:
+        src.stop()
+        stats = asdict(src.stats)
+        stats["mic_ppm"] = None if stats["mic_ppm"] is None else round(stats["mic_ppm"], 1)
+        stats["camera_fps"] = None if stats["camera_fps"] is None else round(stats["camera_fps"], 2)
+        stats["audio_gap_seconds"] = round(stats["audio_gap_seconds"], 3)
+        writer.summary(stats)
+        writer.close()
+        note(summary_line(stats, src.queue.policy))
+    if src.fault:
+        raise AvvpError(f"{src.fault}; stopped after {stats['snippets']} s of input")
+
+
+def summary_line(stats: dict, policy: str) -> str:
+    parts = [f"{stats['snippets']} snippets captured"]
+    parts.append(f"{stats['dropped']} dropped (compute behind, --policy {policy})")
+    parts.append(f"{stats['audio_gaps']} audio gaps ({stats['audio_gap_seconds']:g} s filled with silence)")
+    parts.append(f"{stats['frame_gaps']} frames filled")
+    parts.append(f"{stats['overflows']} microphone overflows")
+    if stats["mic_ppm"] is not None:
+        parts.append(f"microphone clock {stats['mic_ppm']:+.1f} ppm against the host (corrected)")
+    if stats["camera_fps"] is not None:
+        parts.append(f"camera {stats['camera_fps']:.2f} fps")
+    return "live: " + ", ".join(parts)
