@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .features.timing import pool_frames  # noqa: F401 (HAN's frame averaging, also used from here)
+
 TEMPORAL_MODELS = ("none", "gru", "transformer", "han")
 POOLINGS = ("attentive", "max", "mean")
 
@@ -141,14 +143,18 @@ class SharedGRU(nn.Module):
         return out.chunk(2, dim=0)
 
 
-def pool_frames(video_2d: Tensor, frames_per_snippet: int) -> Tensor:
-    """(B, k*T, D) frame features -> (B, T, D) snippet means.
-
-    The official model applies ``fc_v`` to every frame and then averages groups of k; since
-    ``fc_v`` is affine, averaging first is the same function at 1/k of the cost and memory.
-    """
-    b, n, d = video_2d.shape
-    return video_2d.reshape(b, n // frames_per_snippet, frames_per_snippet, d).mean(dim=2)
+def attentive_pool(frame_prob: Tensor, frame_att_logits: Tensor, av_att_logits: Tensor,
+                   keep: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """Attentive MMIL pooling (the paper's eq. 7), the one definition: snippet
+    probabilities (B, T, 2, C) weighted by a softmax over time and, for the video level, one
+    over modality. Returns the video-, audio- and visual-level probabilities (B, C)."""
+    frame_att = torch.softmax(frame_att_logits, dim=1)
+    if keep is not None:
+        av_att_logits = av_att_logits.masked_fill(~keep[:, None, :, None], float("-inf"))
+    av_att = torch.softmax(av_att_logits, dim=2)
+    temporal_prob = frame_att * frame_prob
+    video = (temporal_prob * av_att).sum(dim=2).sum(dim=1)
+    return video, temporal_prob[:, :, 0, :].sum(dim=1), temporal_prob[:, :, 1, :].sum(dim=1)
 
 
 def mmil_pool(
@@ -165,13 +171,7 @@ def mmil_pool(
     probability (modality dropout).
     """
     if kind == "attentive":
-        frame_att = torch.softmax(frame_att_logits, dim=1)
-        if keep is not None:
-            av_att_logits = av_att_logits.masked_fill(~keep[:, None, :, None], float("-inf"))
-        av_att = torch.softmax(av_att_logits, dim=2)
-        temporal_prob = frame_att * frame_prob
-        video = (temporal_prob * av_att).sum(dim=2).sum(dim=1)
-        return video, temporal_prob[:, :, 0, :].sum(dim=1), temporal_prob[:, :, 1, :].sum(dim=1)
+        return attentive_pool(frame_prob, frame_att_logits, av_att_logits, keep)
     if kind == "max":
         per_modality = frame_prob.amax(dim=1)  # (B, 2, C)
         masked = per_modality if keep is None else per_modality.masked_fill(~keep[:, :, None], 0.0)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .backends.base import Backend
+from .features.timing import pool_frames
 
 if TYPE_CHECKING:
     from .model import HAN
@@ -155,7 +156,7 @@ class OnlineParser:
         self._ids.append(snippet or SnippetId(self._seen, float(self._seen)))
         video_2d = np.asarray(video_2d, dtype=np.float32)
         self._features.append((np.asarray(audio, dtype=np.float32),
-                               video_2d.mean(axis=0) if video_2d.ndim == 2 else video_2d,
+                               pool_frames(video_2d, len(video_2d))[0] if video_2d.ndim == 2 else video_2d,
                                np.asarray(video_3d, dtype=np.float32)))
         self._seen += 1
         self._pending.append(self._seen)

@@ -3,7 +3,7 @@
 LLP ships one ``.npy`` per video and modality (``vggish/`` 10 x 128, ``res152/`` 80 x 2048,
 ``r2plus1d_18/`` 10 x 512). Reading thousands of small files every epoch dominates a CPU
 epoch, so each split is packed once into three contiguous arrays (ResNet frames already
-averaged per snippet, see ``avvp_stream.model.pool_frames``) and memory-mapped afterwards.
+averaged per snippet, see ``avvp_stream.features.timing.pool_frames``) and memory-mapped afterwards.
 """
 
 from __future__ import annotations
@@ -19,12 +19,13 @@ from pathlib import Path
 import numpy as np
 
 from avvp_stream.errors import AvvpError
+from avvp_stream.features.timing import FRAMES_PER_SNIPPET, pool_frames
 
 from .llp import WeakLabels, video_id
 from avvp_stream.progress import progress_bar
 
 NUM_SNIPPETS = 10
-FRAMES_PER_SNIPPET = 8
+
 FEATURE_SHAPES = {
     "vggish": (NUM_SNIPPETS, 128),
     "res152": (NUM_SNIPPETS * FRAMES_PER_SNIPPET, 2048),
@@ -134,7 +135,7 @@ def _write_pack(features_dir: Path, split: WeakLabels, target: Path, desc: str) 
         for i, filename in enumerate(progress_bar(split.filenames, desc=desc)):
             audio, res152, r2p1d = load_video(features_dir, filename)
             out["audio"][i] = audio
-            out["video_2d"][i] = res152.reshape(NUM_SNIPPETS, FRAMES_PER_SNIPPET, -1).mean(axis=1)
+            out["video_2d"][i] = pool_frames(res152, FRAMES_PER_SNIPPET)
             out["video_3d"][i] = r2p1d
         for arr in out.values():
             arr.flush()

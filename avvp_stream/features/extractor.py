@@ -12,7 +12,7 @@ from .. import weights as W
 from ..device import resolve_device
 from ..errors import AvvpError
 from . import vggish, visual
-from .timing import FRAMES_PER_SNIPPET
+from .timing import FRAMES_PER_SNIPPET, pool_frames
 
 
 @dataclass
@@ -23,7 +23,8 @@ class Features:
 
     def pooled_2d(self) -> np.ndarray:
         """(N, 2048) snippet means: what HAN's ``fc_v`` consumes."""
-        return self.video_2d.mean(axis=1)
+        n, k, d = self.video_2d.shape
+        return pool_frames(self.video_2d.reshape(n * k, d), k)
 
 
 def resnet_frame_subset(k: int) -> np.ndarray:

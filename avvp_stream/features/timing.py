@@ -53,3 +53,14 @@ class NearestFramePicker:
         if self.cur[0] >= target and self.prev is not None and target - self.prev[0] <= self.cur[0] - target:
             return self.prev[1]
         return self.cur[1]
+
+
+def pool_frames(video_2d, frames_per_snippet: int):
+    """(..., k*T, D) frame features -> (..., T, D) snippet means; numpy arrays or torch
+    tensors alike.
+
+    The official model applies ``fc_v`` to every frame and then averages groups of k; since
+    ``fc_v`` is affine, averaging first is the same function at 1/k of the cost and memory.
+    """
+    *lead, n, d = video_2d.shape
+    return video_2d.reshape(*lead, n // frames_per_snippet, frames_per_snippet, d).mean(-2)

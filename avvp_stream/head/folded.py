@@ -81,17 +81,11 @@ class FoldedHead(nn.Module):
                     + torch.softmax(q_cross @ x_other.transpose(-2, -1), dim=-1) @ u_other)
         h = self.norm1(x + attended)  # the official sum of input, cross and self parts
         h = self.norm2(h + self.linear2(F.relu(self.linear1(h))))
-        if self.fused_pooling:
-            from avvp_stream.head.fused_pool import attentive_pool
+        from .fused_pool import attentive_pool, reference
 
-            video, _, _, frame_prob = attentive_pool(h.transpose(1, 2), self.pool.weight, self.pool.bias)
-            return video, frame_prob
-        c = self.num_classes
-        prob_logits, frame_logits, av_logits = torch.split(self.pool(h), [c, c, c], dim=-1)
-        frame_prob = torch.sigmoid(prob_logits)
-        temporal = torch.softmax(frame_logits, dim=2) * frame_prob
-        video = (temporal * torch.softmax(av_logits, dim=1)).sum(dim=(1, 2))
-        return video, frame_prob.transpose(1, 2)
+        pool = attentive_pool if self.fused_pooling else reference  # the fused op, or its definition
+        video, _, _, frame_prob = pool(h.transpose(1, 2), self.pool.weight, self.pool.bias)
+        return video, frame_prob
 
     def forward(self, audio: Tensor, video_2d: Tensor, video_3d: Tensor) -> tuple[Tensor, Tensor]:
         return self.window(*window_inputs(self.rows(audio, video_2d, video_3d)))

@@ -34,11 +34,11 @@ def reference(x: Tensor, weight: Tensor, bias: Tensor) -> tuple[Tensor, Tensor, 
     """The definition, in torch: HAN's fc_prob / fc_frame_att / fc_av_att (rows of
     ``weight`` in that order), sigmoid, softmax over time and over modality, sums.
     x (N, T, 2, D) -> video, audio, visual (N, C), frame probabilities (N, T, 2, C)."""
+    from ..model import attentive_pool as pool
+
     prob_logits, frame_logits, av_logits = torch.nn.functional.linear(x, weight, bias).chunk(3, dim=-1)
     frame_prob = torch.sigmoid(prob_logits)
-    temporal = torch.softmax(frame_logits, dim=1) * frame_prob
-    video = (temporal * torch.softmax(av_logits, dim=2)).sum(dim=(1, 2))
-    return video, temporal[:, :, 0].sum(dim=1), temporal[:, :, 1].sum(dim=1), frame_prob
+    return (*pool(frame_prob, frame_logits, av_logits), frame_prob)
 
 
 def source_files() -> list[Path]:
