@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from .backends.base import BACKENDS
+from .backends.registry import BACKENDS
 from .errors import run_cli
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,

@@ -146,7 +146,7 @@ def _build_models(config: RunConfig):
     """The feature extractor, the HAN head on its engine, and the online parser."""
     import torch
 
-    from .backends import create
+    from .backends import choose
     from .device import resolve_device
     from .features.extractor import FeatureExtractor
     from .parser import CommitPolicy, OnlineParser
@@ -173,19 +173,14 @@ def _build_models(config: RunConfig):
                   else CommitPolicy(config.window, config.window - 1, full_windows_only=True))
     else:
         policy = CommitPolicy(config.window, config.lookahead)
-    engine = create(config.backend, model, extractor.device)
+    engine = choose(config.backend, extractor.device.type)  # auto is decided there, once
+    head = engine.head(model, extractor.device)
     note(f"HAN head on the {engine.name} backend" + (" (auto)" if config.backend == "auto" else ""))
-    if engine.name == "onnxruntime" and extractor.device.type == "cpu":
-        # 1.2-1.4x faster than torch on the feature networks too (benchmarks/stream_latency.py)
-        note("feature networks on ONNX Runtime too (exported once per set of weights into the cache)")
-        extractor.use_onnxruntime()
-    elif engine.name == "tensorrt":
-        note("feature networks as TensorRT engines too (built once per GPU into the cache)")
-        extractor.use_tensorrt()
-    elif engine.name == "cuda-graph":
-        note("feature networks replayed from CUDA graphs too")
-        extractor.use_cuda_graphs()
-    return extractor, OnlineParser(engine, policy, config.threshold, extractor.device)
+    networks = engine.feature_networks(extractor)
+    if networks is not None:
+        note(engine.networks_note or f"feature networks on {engine.name} too")
+        extractor.use_networks(networks)
+    return extractor, OnlineParser(head, policy, config.threshold, extractor.device)
 
 
 def _file_batches(src, batch: int):

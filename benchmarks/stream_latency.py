@@ -45,15 +45,15 @@ SETTINGS = {
 
 def build(kw: dict, model: HAN, device: str):
     """(extractor, head backend) of a setting: torch eager, or ONNX Runtime for both."""
-    from avvp_stream.backends import create
+    from avvp_stream.backends import create, get
 
     kw = dict(kw)
     engine, int8 = kw.pop("engine", "torch"), kw.pop("int8", False)
     fx = FeatureExtractor(device=device, random_weights=True, seed=0, **kw)
     if engine == "onnxruntime":
         fx.use_onnxruntime(int8=int8)
-    if engine == "cuda-graph":
-        fx.use_cuda_graphs()
+    elif engine != "torch":
+        fx.use_networks(get(engine).feature_networks(fx))
     return fx, create(engine, model, device)
 
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from avvp_stream.backends import create
-from avvp_stream.backends.base import pick_auto
+from avvp_stream.backends import pick_auto
 from avvp_stream.errors import AvvpError
 from avvp_stream.model import HAN
 from avvp_stream.parser import CommitPolicy, OnlineParser
@@ -141,7 +141,9 @@ def test_cuda_graph_extractors_match_eager():
     batches = [(rng.uniform(-0.5, 0.5, (n, 16000)).astype(np.float32),
                 rng.integers(0, 256, (n, 8, 120, 160, 3), dtype=np.uint8)) for n in (3, 3, 2)]
     eager = [fx.snippets(*batch) for batch in batches]
-    fx.use_cuda_graphs()
+    from avvp_stream.backends.cuda_graph import CudaGraphExtractors
+
+    fx.use_networks(CudaGraphExtractors(fx))
     for batch, want in zip(batches, eager):  # a second batch of 3 replays the captured graphs
         got = fx.snippets(*batch)
         assert np.mean(np.abs(got.audio - want.audio) > 1) == 0  # VGGish stays fp32: at most one 8-bit bin apart
@@ -181,3 +183,75 @@ def test_avvp_export_build_ext_and_bad_input(tmp_path):
                           timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert f"built the fused pooling op ({'CPU + CUDA' if cuda else 'CPU'})" in proc.stderr
+
+
+class Float64Engine:
+    """A test-only engine, registered at run time: the head in float64 torch on the CPU.
+    It counts its calls, to show that the parser and the CLI's pipeline went through it."""
+
+    def __new__(cls):
+        from avvp_stream.backends import Backend, Engine
+
+        class Head(Backend):
+            name = "float64-test"
+
+            def __init__(self, model, engine):
+                self.model, self.engine = copy.deepcopy(model).double().cpu().eval(), engine
+
+            def head(self, audio, video_2d, video_3d, keys=None):
+                self.engine.calls += 1
+                with torch.no_grad():
+                    video, _, _, snippet = self.model(*(torch.from_numpy(np.asarray(x, np.float64))
+                                                        for x in (audio, video_2d, video_3d)))
+                return video.float().numpy(), snippet.float().numpy()
+
+        class _Float64(Engine):
+            name = "float64-test"
+            tolerance = 1e-5
+            calls = 0
+
+            def head(self, model, device):
+                return Head(model, self)
+
+        return _Float64()
+
+
+def test_a_new_engine_is_one_registration(model, tmp_path, capsys):
+    """An engine of the test's own plugs in with one ``register`` call: create, the parser,
+    verification and the CLI's pipeline (RunConfig) all reach it by name."""
+    from avvp_stream.backends import ENGINES, choose, register, unregister
+    from avvp_stream.runner import RunConfig, run
+
+    from media import make_media
+
+    engine = Float64Engine()
+    register(engine)
+    try:
+        assert "float64-test" in ENGINES and choose("float64-test", "cpu") is engine
+        assert choose("auto", "cpu").name == "onnxruntime"  # registered last: not auto's pick
+        rng = np.random.default_rng(0)
+        feats = [rng.standard_normal((12, d)).astype(np.float32) for d in (128, 2048, 512)]
+        got, want = [], []
+        for backend, out in ((create("float64-test", model, "cpu"), got), (create("torch", model, "cpu"), want)):
+            parser = OnlineParser(backend, CommitPolicy(10, 0))
+            for i in range(12):
+                parser.insert_snippet(feats[0][i], feats[1][i], feats[2][i])
+                out += [r.prob for r in parser.process() if r.final]
+        np.testing.assert_allclose(np.stack(got), np.stack(want), atol=1e-5)
+        verdict = engine.verify(model, "cpu", lengths=(1, 5, 10), batches=(1, 3))
+        assert verdict.passed and verdict.max_abs_diff < 1e-5 and verdict.engine == "float64-test"
+        calls = engine.calls
+        clip = make_media(tmp_path / "clip.mp4", 2.0, size=(32, 32))
+        run(RunConfig(media=clip, backend="float64-test", random_weights=True, device="cpu", output_format="jsonl"))
+        assert engine.calls > calls
+        assert sum('"kind": "snippet"' in line for line in capsys.readouterr().out.splitlines()) == 2
+    finally:
+        unregister("float64-test")
+    assert "float64-test" not in ENGINES
+
+
+def test_onnxruntime_engine_verifies_itself(model):
+    from avvp_stream.backends import get
+
+    verdict = get("onnxruntime").verify(model, "cpu", lengths=(1, 4, 10), batches=(1, 8))
+    assert verdict.passed and verdict.max_abs_diff < 1e-5 and verdict.speedup > 0

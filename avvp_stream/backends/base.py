@@ -1,18 +1,19 @@
-"""The backend interface and the registry that picks one by name or by speed."""
+"""The two interfaces of the inference engines.
+
+``Backend`` runs the HAN head (what the parser calls). ``Engine`` is one way of running
+things (torch, ONNX Runtime, CUDA graphs, TensorRT): it says whether it can run on a
+device and why not, builds the head and the feature networks, and verifies itself
+against the torch reference. Each engine is one module; ``registry`` lists them.
+"""
 
 from __future__ import annotations
 
-import importlib.util
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
-
-from ..errors import AvvpError
-
-# Fastest first, for --backend auto (see benchmarks/head_latency.py for the measurements).
-BACKENDS = ("tensorrt", "cuda-graph", "onnxruntime", "torch")
-EXTRAS = {"tensorrt": "pip install 'avvp-stream[tensorrt]' (NVIDIA GPUs)", "onnxruntime": "pip install 'avvp-stream[onnx]'"}
 
 
 class Backend(ABC):
@@ -30,63 +31,81 @@ class Backend(ABC):
         ...
 
 
-def unavailable_reason(name: str, device_type: str) -> str | None:
-    """Why ``name`` cannot run here (None if it can)."""
-    if name == "torch":
+@dataclass
+class Verification:
+    """How an engine's head compared with the torch reference on fixed random inputs."""
+
+    engine: str
+    max_abs_diff: float
+    engine_seconds: float
+    torch_seconds: float
+    tolerance: float
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.max_abs_diff <= self.tolerance)
+
+    @property
+    def speedup(self) -> float:
+        return self.torch_seconds / max(self.engine_seconds, 1e-12)
+
+
+class Engine(ABC):
+    """One way of running the networks. Subclasses set ``name`` (and ``extra``, the pip
+    extra that brings what it needs) and implement ``head``; the rest has defaults."""
+
+    name: str = "?"
+    extra: str | None = None
+    tolerance: float = 1e-4  # largest |engine - torch| on the head's probabilities
+    networks_note: str | None = None  # said on stderr when the feature networks run here too
+
+    def unavailable(self, device_type: str) -> str | None:
+        """Why this engine cannot run on ``device_type`` here (None if it can)."""
         return None
-    if name == "onnxruntime":
-        if importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnx") is None:
-            return f"onnxruntime is not installed: {EXTRAS['onnxruntime']}"
+
+    @abstractmethod
+    def head(self, model, device) -> Backend:
+        """The HAN head of ``model`` (a HAN) on this engine."""
+
+    def feature_networks(self, extractor):
+        """The extractor's networks on this engine: an object with ``run(name, tensor) ->
+        tensor`` (names as ``extractor.networks``), or None to keep the extractor's own
+        eager networks."""
         return None
-    if name == "cuda-graph":
-        return None if device_type == "cuda" else "cuda-graph needs a CUDA GPU (use --device cuda)"
-    if name == "tensorrt":
-        if device_type != "cuda":
-            return "tensorrt needs a CUDA GPU (use --device cuda)"
-        for module in ("tensorrt", "pycuda"):
-            if importlib.util.find_spec(module) is None:
-                return f"{module} is not installed: {EXTRAS['tensorrt']}"
-        return None
-    return f"unknown backend {name!r}; choose one of auto, {', '.join(BACKENDS)}"
 
-
-def pick_auto(device_type: str) -> str:
-    """The fastest backend that can run here. On a CPU that is ONNX Runtime (the folded
-    head with its row cache: 4-7x faster than eager, benchmarks/head_latency.py), on a GPU
-    TensorRT, then CUDA graphs."""
-    for name in BACKENDS:
-        if unavailable_reason(name, device_type) is None:
-            return name
-    return "torch"
-
-
-def create(name: str, model, device) -> Backend:
-    """``model``: a HAN (torch backends, and the source of the ONNX export for the others)."""
-    import torch
-
-    device = torch.device(device)
-    if name == "auto":
-        name = pick_auto(device.type)
-    reason = unavailable_reason(name, device.type)
-    if reason:
-        raise AvvpError(f"--backend {name}: {reason}")
-    if name == "torch":
+    def verify(self, model, device, lengths: Sequence[int] = range(1, 11), batches: Sequence[int] = (1, 8),
+               seed: int = 0) -> Verification:
+        """The head over windows of ``lengths`` snippets at each batch size, against the
+        torch eager reference on the same fixed random inputs; both sides timed."""
+        from ..head.graph import head_inputs
         from .torch_backend import TorchBackend
 
-        return TorchBackend(model, device)
-    if name == "cuda-graph":
-        from .cuda_graph import CudaGraphBackend
+        import copy
 
-        return CudaGraphBackend(model, device)
-    from avvp_stream.head.folded import can_fold
-    from avvp_stream.backends.onnx_cache import cached_head, cached_streaming_head  # once per checkpoint
+        mine = self.head(model, device)
+        ref = TorchBackend(copy.deepcopy(model), device)
+        worst, spent = 0.0, {"engine": 0.0, "torch": 0.0}
+        for b in batches:
+            for t in lengths:
+                inputs = [x.numpy() for x in head_inputs(b, t, seed=seed + 100 * b + t)]
+                outs = {}
+                for side, backend in (("engine", mine), ("torch", ref)):
+                    t0 = time.perf_counter()
+                    outs[side] = backend.head(*inputs)
+                    spent[side] += time.perf_counter() - t0
+                worst = max(worst, *(float(np.abs(a.astype(np.float64) - r).max())
+                                     for a, r in zip(outs["engine"], outs["torch"])))
+        return Verification(self.name, worst, spent["engine"], spent["torch"], self.tolerance)
 
-    if name == "onnxruntime":
-        from .onnxruntime_backend import OnnxRuntimeBackend
 
-        if can_fold(model):
-            return OnnxRuntimeBackend(cached_streaming_head(model), streaming=True)
-        return OnnxRuntimeBackend(cached_head(model))
-    from .tensorrt_backend import TensorRTBackend
+class NumpyNetworks:
+    """Feature networks of an engine that takes and gives numpy arrays (ONNX Runtime,
+    TensorRT), seen by the extractor as tensors in, tensors out."""
 
-    return TensorRTBackend(cached_head(model))
+    def __init__(self, inner):
+        self.inner = inner
+
+    def run(self, name: str, x):
+        import torch
+
+        return torch.from_numpy(self.inner.run(name, x.float().cpu().numpy()))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .base import Backend
+from .base import Backend, Engine
 
 MAX_GRAPHS = 32  # window shapes kept captured (a stream uses one or two)
 
@@ -103,3 +103,20 @@ class CudaGraphExtractors:
         static_in.copy_(x)
         graph.replay()
         return static_out.clone()
+
+
+class CudaGraphEngine(Engine):
+    """The folded head and the three feature networks replayed from CUDA graphs."""
+
+    name = "cuda-graph"
+    tolerance = 1e-3  # the head in fp32; cuBLAS may pick other kernels inside a graph
+    networks_note = "feature networks replayed from CUDA graphs too"
+
+    def unavailable(self, device_type: str) -> str | None:
+        return None if device_type == "cuda" else "cuda-graph needs a CUDA GPU (use --device cuda)"
+
+    def head(self, model, device) -> Backend:
+        return CudaGraphBackend(model, device)
+
+    def feature_networks(self, extractor):
+        return CudaGraphExtractors(extractor) if extractor.device.type == "cuda" else None

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import Backend
+from .base import Backend, Engine, NumpyNetworks
 
 INPUTS = ("audio", "video_2d", "video_3d")
 
@@ -97,3 +97,33 @@ class TensorRTExtractors:
 
     def run(self, name: str, x: np.ndarray) -> np.ndarray:
         return self.runners[name]({"input": x})["features"]
+
+
+class TensorRTEngine(Engine):
+    """TensorRT engines of the head and the three feature networks (built from their ONNX
+    files, cached per GPU and TensorRT version)."""
+
+    name = "tensorrt"
+    extra = "tensorrt"
+    tolerance = 1e-3  # TF32 may be used for the fp32 engines
+    networks_note = "feature networks as TensorRT engines too (built once per GPU into the cache)"
+
+    def unavailable(self, device_type: str) -> str | None:
+        import importlib.util
+
+        if device_type != "cuda":
+            return "tensorrt needs a CUDA GPU (use --device cuda)"
+        for module in ("tensorrt", "pycuda"):
+            if importlib.util.find_spec(module) is None:
+                return f"{module} is not installed: pip install 'avvp-stream[tensorrt]' (NVIDIA GPUs)"
+        return None
+
+    def head(self, model, device) -> Backend:
+        from avvp_stream.backends.onnx_cache import cached_head
+
+        return TensorRTBackend(cached_head(model))
+
+    def feature_networks(self, extractor):
+        from avvp_stream.backends.onnx_cache import cached_extractors
+
+        return NumpyNetworks(TensorRTExtractors(cached_extractors(extractor)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .base import Backend
+from .base import Backend, Engine
 
 
 class TorchBackend(Backend):
@@ -21,3 +21,13 @@ class TorchBackend(Backend):
                   for x in (audio, video_2d, video_3d)]
         video_prob, _, _, snippet_prob = self.model(*inputs)
         return video_prob.float().cpu().numpy(), snippet_prob.float().cpu().numpy()
+
+
+class TorchEngine(Engine):
+    """The reference: runs anywhere, the extractor keeps its own networks."""
+
+    name = "torch"
+    tolerance = 0.0
+
+    def head(self, model, device) -> Backend:
+        return TorchBackend(model, device)

@@ -107,32 +107,20 @@ class FeatureExtractor:
             self.resnet.to(memory_format=torch.channels_last)
             self.r2plus1d.to(memory_format=torch.channels_last_3d)
 
-        self.engine = None  # numpy in, numpy out: set by use_onnxruntime or use_tensorrt
-        self.graphs = None  # set by use_cuda_graphs
+        self.runner = None  # the networks on another engine (``use_networks``); None: eager torch
+
+    def use_networks(self, runner) -> None:
+        """Run the three networks through ``runner`` (``run(name, tensor) -> tensor``, from
+        an engine's ``feature_networks``); None goes back to eager torch."""
+        self.runner = runner
 
     def use_onnxruntime(self, int8: bool = False) -> None:
-        """Run the three networks on ONNX Runtime (CPU) instead of torch: same weights,
-        exported once into the cache; ``int8`` quantises ResNet and R(2+1)D weights."""
+        """The three networks on ONNX Runtime (CPU), exported once into the cache; ``int8``
+        quantises ResNet's and R(2+1)D's weights (benchmarks/onnx_features.py)."""
+        from ..backends.base import NumpyNetworks
         from ..backends.onnxruntime_backend import OnnxRuntimeExtractors
 
-        self.engine = OnnxRuntimeExtractors(self, int8=int8)
-
-    def use_tensorrt(self) -> None:
-        """Run the three networks as TensorRT engines (GPU; built once per GPU, TensorRT
-        version and set of weights into the cache, from the networks' ONNX files)."""
-        from ..backends.tensorrt_backend import TensorRTExtractors
-        from ..backends.onnx_cache import cached_extractors
-
-        self.engine = TensorRTExtractors(cached_extractors(self))
-
-    def use_cuda_graphs(self) -> None:
-        """Replay the three networks from captured CUDA graphs (GPU only; same networks,
-        same precision, captured per input shape on first use)."""
-        if self.device.type != "cuda":
-            raise AvvpError("CUDA graphs need a CUDA device")
-        from ..backends.cuda_graph import CudaGraphExtractors
-
-        self.graphs = CudaGraphExtractors(self)
+        self.use_networks(NumpyNetworks(OnnxRuntimeExtractors(self, int8=int8)))
 
     @torch.inference_mode()
     def embed(self, mel: torch.Tensor, frames: torch.Tensor) -> Features:
@@ -176,10 +164,8 @@ class FeatureExtractor:
         outputs = []
         for i in range(0, x.shape[0], chunk):
             part = x[i:i + chunk]
-            if self.engine is not None:
-                out = torch.from_numpy(self.engine.run(name, part.float().cpu().numpy()))
-            elif self.graphs is not None:
-                out = self.graphs.run(name, part)
+            if self.runner is not None:
+                out = self.runner.run(name, part)
             else:
                 net, fmt = self.networks[name]
                 out = net(part.contiguous(memory_format=fmt))
