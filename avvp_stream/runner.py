@@ -146,7 +146,7 @@ def _build_models(config: RunConfig):
     """The feature extractor, the HAN head on its engine, and the online parser."""
     import torch
 
-    from .backends import choose
+    from .backends.registry import choose_trusted
     from .device import resolve_device
     from .features.extractor import FeatureExtractor
     from .parser import CommitPolicy, OnlineParser
@@ -173,7 +173,7 @@ def _build_models(config: RunConfig):
                   else CommitPolicy(config.window, config.window - 1, full_windows_only=True))
     else:
         policy = CommitPolicy(config.window, config.lookahead)
-    engine = choose(config.backend, extractor.device.type)  # auto is decided there, once
+    engine = choose_trusted(config.backend, model, extractor.device)  # auto: the fastest verified engine
     head = engine.head(model, extractor.device)
     note(f"HAN head on the {engine.name} backend" + (" (auto)" if config.backend == "auto" else ""))
     networks = engine.feature_networks(extractor)

@@ -136,6 +136,58 @@ def tensorrt(
     _echo(f"engine: {engine} (key in {engine.with_suffix('.json')})")
 
 
+@app.command()
+def verify(
+    backend: Optional[str] = typer.Option(None, help="One engine (torch, onnxruntime, cuda-graph, tensorrt); default: every one."),
+    checkpoint: Optional[str] = typer.Option(None, help="HAN checkpoint (default: the official one)."),
+    random_weights: bool = typer.Option(False, "--random-weights", help="A randomly initialised HAN (no weight file)."),
+    device: str = typer.Option("auto", help="torch device: auto, cpu, cuda, cuda:N."),
+):
+    """Verify each engine's HAN head against the torch eager reference on fixed random
+    inputs (windows of 1..10 snippets, batch 1 and 8) and print engine, precision,
+    deviation, speed against eager and verdict. The verdicts are cached: --backend auto
+    then only uses engines that passed."""
+    import torch
+    from rich.console import Console
+    from rich.table import Table
+
+    from avvp_stream.backends import ENGINES, get, unavailable_reason
+    from avvp_stream.backends.verdicts import verified
+    from avvp_stream.device import resolve_device
+
+    run_device = resolve_device(device)
+    if random_weights:
+        from avvp_stream.model import HAN
+
+        torch.manual_seed(0)
+        model = HAN().eval()
+    else:
+        from avvp_stream.checkpoint import load_model
+
+        model = load_model(checkpoint or "official", run_device)
+    names = [backend] if backend else list(ENGINES)
+    table = Table(title=f"engines against torch eager on {run_device}")
+    for column in ("engine", "precision", "max |diff|", "tolerance", "speed vs eager", "verdict"):
+        table.add_column(column)
+    failed = []
+    for name in names:
+        reason = unavailable_reason(name, run_device.type)
+        if reason:
+            if backend:
+                raise AvvpError(f"--backend {name}: {reason}")
+            table.add_row(name, "-", "-", "-", "-", f"not here: {reason}")
+            continue
+        engine = get(name)
+        v = verified(engine, model, run_device, fresh=True)
+        ran = v.max_abs_diff != float("inf")
+        table.add_row(name, engine.precision, f"{v.max_abs_diff:.1e}" if ran else "-", f"{v.tolerance:g}",
+                      f"{v.speedup:.2f}x" if ran else "-", "pass" if v.passed else ("FAIL" if ran else "FAIL (did not run)"))
+        failed += [] if v.passed else [name]
+    Console(width=120).print(table)
+    if failed:
+        raise AvvpError(f"failed verification: {', '.join(failed)} (auto will not use them)")
+
+
 @app.callback()
 def _root() -> None:
     pass

@@ -255,3 +255,51 @@ def test_onnxruntime_engine_verifies_itself(model):
 
     verdict = get("onnxruntime").verify(model, "cpu", lengths=(1, 4, 10), batches=(1, 8))
     assert verdict.passed and verdict.max_abs_diff < 1e-5 and verdict.speedup > 0
+
+
+def test_auto_passes_over_an_engine_that_fails_verification(tmp_path, monkeypatch):
+    """A corrupted ONNX Runtime artefact in the cache (the streaming head of other
+    weights, under this model's name) fails verification: auto falls back to torch with
+    one note saying why, and the labels are still produced."""
+    import os
+    import shutil
+
+    from avvp_stream.backends.onnx_cache import cached_streaming_head, export_streaming_head
+
+    from conftest import console_script
+    from media import make_media
+
+    home = tmp_path / "home"
+    env = {**os.environ, "AVVP_STREAM_HOME": str(home)}
+    monkeypatch.setenv("AVVP_STREAM_HOME", str(home))
+    torch.manual_seed(0)
+    right = HAN().eval()  # what `avvp-stream --random-weights` builds
+    path = cached_streaming_head(right)
+    torch.manual_seed(1)
+    shutil.copy(export_streaming_head(HAN().eval(), tmp_path / "wrong.onnx"), path)
+    clip = make_media(tmp_path / "clip.mp4", 3.0, size=(32, 32))
+    proc = subprocess.run([*console_script("avvp-stream"), str(clip), "--random-weights", "--device", "cpu"],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    notes = [line for line in proc.stderr.splitlines() if "not used (auto falls back)" in line]
+    assert len(notes) == 1 and "onnxruntime differs from torch by" in notes[0], proc.stderr
+    assert "HAN head on the torch backend (auto)" in proc.stderr
+    snippets = [json.loads(line) for line in proc.stdout.splitlines() if '"kind": "snippet"' in line]
+    assert [s["index"] for s in snippets] == [0, 1, 2]
+    verdicts = list((home / "verdicts").glob("onnxruntime_*.json"))
+    assert len(verdicts) == 1 and json.loads(verdicts[0].read_text())["max_abs_diff"] > 1e-3
+
+
+def test_avvp_export_verify_prints_the_onnxruntime_row(tmp_path):
+    import os
+
+    from conftest import console_script
+
+    proc = subprocess.run([*console_script("avvp-export"), "verify", "--random-weights", "--device", "cpu"],
+                          capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "AVVP_STREAM_HOME": str(tmp_path), "COLUMNS": "200"})
+    assert proc.returncode == 0, proc.stderr
+    row = next(line for line in proc.stdout.splitlines() if "onnxruntime" in line)
+    cells = [c.strip() for c in row.strip("│ ").split("│")]
+    assert cells[0] == "onnxruntime" and cells[1] == "fp32" and float(cells[2]) < 1e-5 and cells[-1] == "pass"
+    assert "not here: tensorrt needs a CUDA GPU" in proc.stdout

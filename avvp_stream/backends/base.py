@@ -57,6 +57,7 @@ class Engine(ABC):
     name: str = "?"
     extra: str | None = None
     tolerance: float = 1e-4  # largest |engine - torch| on the head's probabilities
+    precision: str = "fp32"
     networks_note: str | None = None  # said on stderr when the feature networks run here too
 
     def unavailable(self, device_type: str) -> str | None:

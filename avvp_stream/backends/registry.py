@@ -74,3 +74,24 @@ def create(name: str, model, device) -> Backend:
 
     device = torch.device(device)
     return choose(name, device.type).head(model, device)
+
+
+def choose_trusted(name: str, model, device) -> Engine:
+    """``choose``, except that ``auto`` takes the fastest engine that can run here *and*
+    passed its verification against torch (``verdicts``); an engine passed over is said
+    in one note."""
+    import logging
+
+    from .verdicts import trusted
+
+    if name != "auto":
+        return choose(name, device.type)
+    for candidate in ENGINES:
+        if unavailable_reason(candidate, device.type) is not None:
+            continue
+        engine = get(candidate)
+        why = trusted(engine, model, device)
+        if why is None:
+            return engine
+        logging.getLogger(__name__).info(f"avvp-stream: {why}; not used (auto falls back)")
+    return get("torch")

@@ -106,6 +106,7 @@ class TensorRTEngine(Engine):
     name = "tensorrt"
     extra = "tensorrt"
     tolerance = 1e-3  # TF32 may be used for the fp32 engines
+    precision = "fp32 (TF32 allowed)"
     networks_note = "feature networks as TensorRT engines too (built once per GPU into the cache)"
 
     def unavailable(self, device_type: str) -> str | None:
