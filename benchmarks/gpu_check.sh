@@ -10,6 +10,9 @@ export CUDA_HOME=${CUDA_HOME:-/usr/local/cuda} AVVP_STREAM_HOME=${AVVP_STREAM_HO
 python3 -m pip install --no-deps --no-build-isolation -e . >"$OUT/install.log" 2>&1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >"$OUT/gpu.txt"
 python3 -c "import torch; print(torch.__version__, torch.version.cuda)" >>"$OUT/gpu.txt"
+# Every engine against the torch reference (engine, precision, deviation, speed, verdict).
+timeout 120 avvp-export verify --random-weights --device cuda 2>&1 | tee "$OUT/verify.txt" \
+  || timeout 120 python3 -m avvp_stream.export.cli verify --random-weights --device cuda 2>&1 | tee "$OUT/verify.txt"
 # GPU tests: the fused op's CUDA kernel (fp32 1e-5, fp16 1e-3, backward) and the backends.
 # CUDA graphs of the folded head and of the three feature networks against eager.
 python3 -m pytest -q -rs tests/test_fused_pool.py tests/test_backends.py tests/test_folded_head.py -k "not export_onnx" 2>&1 | tee "$OUT/tests.txt"
