@@ -303,3 +303,38 @@ def test_avvp_export_verify_prints_the_onnxruntime_row(tmp_path):
     cells = [c.strip() for c in row.strip("│ ").split("│")]
     assert cells[0] == "onnxruntime" and cells[1] == "fp32" and float(cells[2]) < 1e-5 and cells[-1] == "pass"
     assert "not here: tensorrt needs a CUDA GPU" in proc.stdout
+
+
+def test_cuda_graph_cache_evicts_the_least_recently_used():
+    from collections import OrderedDict
+
+    from avvp_stream.backends.cuda_graph import evict_lru
+
+    graphs = OrderedDict((k, k) for k in "abcd")
+    graphs.move_to_end("a")  # just used
+    evict_lru(graphs, 2)
+    assert list(graphs) == ["d", "a"]
+
+
+def test_tensorrt_inputs_are_split_at_the_profile_maximum():
+    from avvp_stream.backends.tensorrt_backend import batch_slices
+
+    assert batch_slices(150, 64) == [slice(0, 64), slice(64, 128), slice(128, 150)]
+    assert batch_slices(64, 64) == [slice(0, 64)] and batch_slices(1, 64) == [slice(0, 1)]
+
+
+def test_tensorrt_keys_name_builder_settings_and_timing_caches_are_per_gpu(tmp_path):
+    from avvp_stream.backends import tensorrt_build as te
+
+    onnx = tmp_path / "head.onnx"
+    onnx.write_bytes(b"graph")
+    key = te.make_key(onnx, "NVIDIA H200", "9.0", "10.13.0", "fp32")
+    other = te.make_key(onnx, "NVIDIA H200", "9.0", "10.13.0", "fp32",
+                        builder={**te.BUILDER_SETTINGS, "workspace_bytes": 1 << 28})
+    assert key.digest != other.digest and "workspace_bytes" in key.builder
+    engine, meta = te.engine_paths(tmp_path, key, "han_head")
+    te.write_engine(engine, meta, key, b"engine")
+    assert te.is_fresh(engine, meta, key) and not te.is_fresh(engine, meta, other)
+    paths = {te.timing_cache_path(tmp_path, *ident) for ident in
+             [("NVIDIA H200", "9.0", "10.13.0"), ("NVIDIA H200", "9.0", "11.0.0"), ("NVIDIA A100", "8.0", "10.13.0")]}
+    assert len(paths) == 3 and all(p.parent == tmp_path for p in paths)

@@ -142,3 +142,28 @@ def test_cuda_forward_and_backward(built, dtype, tol, n):
         sum(o.sum() for o in torch.ops.avvp.attentive_pool(*leaves)[:4]).backward()
     for c, g in zip(cpu, gpu):
         torch.testing.assert_close(g.grad.cpu(), c.grad, atol=1e-4, rtol=1e-4)
+
+
+def test_build_key_names_the_cuda_architectures(monkeypatch):
+    """A library built for one GPU architecture is never taken for another's: the CUDA
+    build's key carries TORCH_CUDA_ARCH_LIST (the CPU build's does not)."""
+    monkeypatch.setenv("TORCH_CUDA_ARCH_LIST", "9.0")
+    hopper, cpu = ops.build_key(True), ops.build_key(False)
+    monkeypatch.setenv("TORCH_CUDA_ARCH_LIST", "8.0")
+    assert ops.build_key(True) != hopper and ops.build_key(False) == cpu
+    assert ops.cuda_archs() == "8.0"
+
+
+def test_a_prebuilt_cuda_library_is_found_without_nvcc(monkeypatch, tmp_path):
+    """Where nvcc is absent (a deployment image), a CUDA library already in the cache for
+    these sources, this torch and this architecture is the one looked up."""
+    if not torch.version.cuda:
+        pytest.skip("a CPU-only torch cannot load a CUDA build")
+    monkeypatch.setenv("AVVP_STREAM_HOME", str(tmp_path))
+    monkeypatch.setenv("TORCH_CUDA_ARCH_LIST", "9.0")
+    monkeypatch.setattr(ops, "cuda_toolkit", lambda: None)
+    key = ops.build_key(True)
+    lib = tmp_path / "ext" / key / f"avvp_pool_{key}.so"
+    lib.parent.mkdir(parents=True)
+    lib.write_bytes(b"")  # only its place is checked here; loading it needs the GPU
+    assert ops._built_library() == (lib, True)

@@ -5,12 +5,22 @@ when the architecture folds, with the fused pooling op when it is built."""
 
 from __future__ import annotations
 
+import copy
+from collections import OrderedDict
+
 import numpy as np
 import torch
 
 from .base import Backend, Engine
 
 MAX_GRAPHS = 32  # window shapes kept captured (a stream uses one or two)
+
+
+def evict_lru(graphs: OrderedDict, keep: int) -> None:
+    """Drop the least recently used graphs until at most ``keep`` remain (their memory
+    goes back to the pool)."""
+    while len(graphs) > keep:
+        graphs.popitem(last=False)
 
 
 def capture(fn, static_in: list[torch.Tensor], stream: torch.cuda.Stream, pool=None):
@@ -40,28 +50,31 @@ class CudaGraphBackend(Backend):
 
         self.device = torch.device(device)
         self.config = model.config
-        model = model.eval().to(self.device)
         fused = ops.load()
+        model = copy.deepcopy(model).eval().to(self.device)  # the caller's model stays as it was
         if can_fold(model):
             self.head_module = FoldedHead(model, fused_pooling=fused).to(self.device)
         else:
             model.fused_pooling = fused
             self.head_module = HeadForExport(model)  # the two outputs the parser needs
-        self._graphs: dict[tuple[int, int], tuple] = {}
+        self._graphs: OrderedDict[tuple[int, int], tuple] = OrderedDict()  # least recently used first
         self._stream = torch.cuda.Stream(self.device)
 
     def _capture(self, b: int, t: int):
         dims = (self.config.audio_dim, self.config.video_2d_dim, self.config.video_3d_dim)
         static_in = [torch.zeros(b, t, d, device=self.device) for d in dims]
         graph, (video_prob, snippet_prob) = capture(self.head_module, static_in, self._stream)
-        if len(self._graphs) >= MAX_GRAPHS:
-            self._graphs.pop(next(iter(self._graphs)))
+        evict_lru(self._graphs, MAX_GRAPHS - 1)
         self._graphs[(b, t)] = (graph, static_in, video_prob, snippet_prob)
         return self._graphs[(b, t)]
 
     def head(self, audio, video_2d, video_3d, keys=None):
         b, t = audio.shape[:2]
-        graph, static_in, video_prob, snippet_prob = self._graphs.get((b, t)) or self._capture(b, t)
+        entry = self._graphs.get((b, t))
+        if entry is None:
+            entry = self._capture(b, t)
+        self._graphs.move_to_end((b, t))
+        graph, static_in, video_prob, snippet_prob = entry
         for buf, x in zip(static_in, (audio, video_2d, video_3d)):
             buf.copy_(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), non_blocking=False)
         graph.replay()
@@ -80,7 +93,7 @@ class CudaGraphExtractors:
     def __init__(self, extractor):
         self.device = extractor.device
         self.networks = extractor.networks
-        self._graphs: dict[tuple, tuple] = {}
+        self._graphs: OrderedDict[tuple, tuple] = OrderedDict()  # least recently used first
         self._pool = torch.cuda.graph_pool_handle()
         self._stream = torch.cuda.Stream(self.device)
 
@@ -89,8 +102,7 @@ class CudaGraphExtractors:
         static_in = torch.empty(x.shape, dtype=x.dtype, device=self.device).contiguous(memory_format=fmt)
         static_in.copy_(x)
         graph, static_out = capture(net, [static_in], self._stream, self._pool)
-        if len(self._graphs) >= 3 * MAX_GRAPHS:
-            self._graphs.pop(next(iter(self._graphs)))
+        evict_lru(self._graphs, 3 * MAX_GRAPHS - 1)
         self._graphs[(name, tuple(x.shape), x.dtype)] = (graph, static_in, static_out)
         return self._graphs[(name, tuple(x.shape), x.dtype)]
 
@@ -98,7 +110,9 @@ class CudaGraphExtractors:
     def run(self, name: str, x: torch.Tensor) -> torch.Tensor:
         """``x`` on the device, as the eager network takes it -> its output (a copy)."""
         x = x.to(self.device)
-        entry = self._graphs.get((name, tuple(x.shape), x.dtype)) or self._capture(name, x)
+        key = (name, tuple(x.shape), x.dtype)
+        entry = self._graphs.get(key) or self._capture(name, x)
+        self._graphs.move_to_end(key)
         graph, static_in, static_out = entry
         static_in.copy_(x)
         graph.replay()

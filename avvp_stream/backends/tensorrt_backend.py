@@ -15,8 +15,14 @@ from .base import Backend, Engine, NumpyNetworks
 INPUTS = ("audio", "video_2d", "video_3d")
 
 
+def batch_slices(n: int, max_batch: int) -> list[slice]:
+    """Slices of at most ``max_batch`` along the batch axis (the engine's profile bound)."""
+    return [slice(i, min(n, i + max_batch)) for i in range(0, n, max(1, max_batch))] or [slice(0, 0)]
+
+
 class EngineRunner:
-    """One deserialised engine: numpy arrays in (by input name), numpy arrays out."""
+    """One deserialised engine: numpy arrays in (by input name), numpy arrays out. Inputs
+    larger than the profile's maximum batch are run in chunks."""
 
     def __init__(self, engine_path: Path):
         import pycuda.autoprimaryctx  # noqa: F401
@@ -43,13 +49,25 @@ class EngineRunner:
             self._buffers[name] = (host, dev)
         return host, dev
 
+    @property
+    def max_batch(self) -> int:
+        first = next(n for n in self.names if self.is_input[n])
+        return int(self.engine.get_tensor_profile_shape(first, 0)[2][0])
+
     def __call__(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        n = len(next(iter(feeds.values())))
+        parts = [self._run({k: v[s] for k, v in feeds.items()}) for s in batch_slices(n, self.max_batch)]
+        return parts[0] if len(parts) == 1 else {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+    def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         cuda = self._cuda
         for name, array in feeds.items():
             host, dev = self._buffer(name, array.shape)
             host[...] = array  # cast to the engine's input type (fp16 engines take fp16)
             cuda.memcpy_htod_async(dev, host, self.stream)
-            self.context.set_input_shape(name, array.shape)
+            if not self.context.set_input_shape(name, array.shape):
+                raise RuntimeError(f"TensorRT refused the shape {array.shape} for {name!r} (outside the engine's "
+                                   f"profile, max batch {self.max_batch})")
             self.context.set_tensor_address(name, int(dev))
         outputs = {}
         for name in self.names:

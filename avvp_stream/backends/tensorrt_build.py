@@ -23,6 +23,7 @@ from pathlib import Path
 # live case (one window of 10); an extractor's batch is frames, clips or examples per call.
 HEAD_PROFILE = {"batch": (1, 1, 64), "time": (1, 10, 64)}
 EXTRACTOR_PROFILE = {"batch": (1, 8, 64)}
+BUILDER_SETTINGS = {"workspace_bytes": 1 << 30, "fp16": "strongly typed from fp16 ONNX", "tf32": "default (allowed)"}
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class EngineKey:
     tensorrt: str
     precision: str  # "fp32" or "fp16" (from an fp16 ONNX file)
     profile: str
+    builder: str = ""  # the builder settings (BUILDER_SETTINGS), as JSON
 
     @property
     def digest(self) -> str:
@@ -50,9 +52,23 @@ def file_sha256(path: str | Path) -> str:
 
 
 def make_key(onnx_path: str | Path, gpu: str, compute_capability: str, tensorrt_version: str, precision: str,
-             profile: dict = HEAD_PROFILE) -> EngineKey:
+             profile: dict = HEAD_PROFILE, builder: dict = BUILDER_SETTINGS) -> EngineKey:
     return EngineKey(file_sha256(onnx_path), gpu, compute_capability, tensorrt_version, precision,
-                     json.dumps(profile, sort_keys=True))
+                     json.dumps(profile, sort_keys=True), json.dumps(builder, sort_keys=True))
+
+
+def timing_cache_path(cache: Path, gpu: str, compute_capability: str, tensorrt_version: str) -> Path:
+    """One timing cache per GPU and TensorRT version: timings of one GPU mean nothing on
+    another, and TensorRT rejects (or worse, misreads) another version's cache."""
+    ident = hashlib.sha256(f"{gpu}|{compute_capability}|{tensorrt_version}".encode()).hexdigest()[:16]
+    return cache / f"timing_{ident}.cache"
+
+
+def _replace_atomically(path: Path, payload: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(payload)
+    os.replace(tmp, path)
 
 
 def engine_paths(cache: Path, key: EngineKey, name: str) -> tuple[Path, Path]:
@@ -72,11 +88,8 @@ def is_fresh(engine: Path, meta: Path, key: EngineKey) -> bool:
 
 
 def write_engine(engine: Path, meta: Path, key: EngineKey, data: bytes) -> None:
-    engine.parent.mkdir(parents=True, exist_ok=True)
     for path, payload in ((engine, data), (meta, (json.dumps(asdict(key), indent=1) + "\n").encode())):
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_bytes(payload)
-        os.replace(tmp, path)
+        _replace_atomically(path, payload)
 
 
 def gpu_identity() -> tuple[str, str]:
@@ -100,7 +113,7 @@ def profile_shapes(shape: tuple[int, ...], profile: dict) -> tuple[tuple[int, ..
 
 
 def build_engine(onnx_path: str | Path, fp16_onnx: bool, profile: dict, timing_cache: Path,
-                 workspace_bytes: int = 1 << 30) -> bytes:
+                 workspace_bytes: int = BUILDER_SETTINGS["workspace_bytes"]) -> bytes:
     import tensorrt as trt
 
     logger = trt.Logger(trt.Logger.WARNING)
@@ -116,7 +129,8 @@ def build_engine(onnx_path: str | Path, fp16_onnx: bool, profile: dict, timing_c
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_bytes)
     cache = config.create_timing_cache(timing_cache.read_bytes() if timing_cache.is_file() else b"")
-    config.set_timing_cache(cache, ignore_mismatch=False)
+    if not config.set_timing_cache(cache, ignore_mismatch=False):  # a damaged cache: start a fresh one
+        config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False)
     opt_profile = builder.create_optimization_profile()
     for i in range(network.num_inputs):
         tensor = network.get_input(i)
@@ -125,8 +139,7 @@ def build_engine(onnx_path: str | Path, fp16_onnx: bool, profile: dict, timing_c
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise RuntimeError(f"TensorRT failed to build an engine from {onnx_path}")
-    timing_cache.parent.mkdir(parents=True, exist_ok=True)
-    timing_cache.write_bytes(bytes(config.get_timing_cache().serialize()))
+    _replace_atomically(timing_cache, bytes(config.get_timing_cache().serialize()))
     return bytes(serialized)
 
 
@@ -139,6 +152,6 @@ def cached_engine(onnx_path: str | Path, cache: Path, name: str, fp16_onnx: bool
     key = make_key(onnx_path, gpu, capability, trt.__version__, "fp16" if fp16_onnx else "fp32", profile)
     engine, meta = engine_paths(cache, key, name)
     if not is_fresh(engine, meta, key):
-        data = build_engine(onnx_path, fp16_onnx, profile, cache / "timing.cache")
+        data = build_engine(onnx_path, fp16_onnx, profile, timing_cache_path(cache, gpu, capability, trt.__version__))
         write_engine(engine, meta, key, data)
     return engine

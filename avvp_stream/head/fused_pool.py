@@ -64,11 +64,27 @@ def cuda_toolkit() -> str | None:
     return CUDA_HOME if torch.version.cuda and CUDA_HOME and Path(CUDA_HOME, "bin", "nvcc").exists() else None
 
 
+def cuda_archs() -> str:
+    """The CUDA architectures a build targets: $TORCH_CUDA_ARCH_LIST, else this GPU's, else
+    Hopper (9.0) when there is no GPU to ask."""
+    explicit = os.environ.get("TORCH_CUDA_ARCH_LIST")
+    if explicit:
+        return explicit
+    if torch.cuda.is_available():
+        major, minor = torch.cuda.get_device_capability()
+        return f"{major}.{minor}"
+    return "9.0"
+
+
 def build_key(with_cuda: bool) -> str:
+    """Sources, torch, CUDA and, for a CUDA build, the architectures it was built for: a
+    library built for 9.0 is never loaded on a GPU of another architecture."""
     digest = hashlib.sha256()
     for f in source_files():
         digest.update(f.read_bytes())
     digest.update(f"{torch.__version__}|{torch.version.cuda}|{with_cuda}".encode())
+    if with_cuda:
+        digest.update(f"|archs={cuda_archs()}".encode())
     return digest.hexdigest()[:16]
 
 
@@ -79,8 +95,8 @@ def build(with_cuda: bool | None = None, verbose: bool = False) -> Path:
         with_cuda = cuda_toolkit() is not None
     elif with_cuda and cuda_toolkit() is None:
         raise AvvpError("--cuda: no CUDA toolkit found (set CUDA_HOME to the folder holding bin/nvcc)")
-    if with_cuda and not os.environ.get("TORCH_CUDA_ARCH_LIST") and not torch.cuda.is_available():
-        os.environ["TORCH_CUDA_ARCH_LIST"] = "9.0"  # no GPU to ask: build for Hopper (H100) only
+    if with_cuda:
+        os.environ["TORCH_CUDA_ARCH_LIST"] = cuda_archs()  # what the key says is what nvcc builds
     key = build_key(with_cuda)
     directory = cache_home() / "ext" / key
     directory.mkdir(parents=True, exist_ok=True)
@@ -99,8 +115,9 @@ def build(with_cuda: bool | None = None, verbose: bool = False) -> Path:
 
 
 def _built_library() -> tuple[Path, bool] | None:
-    """The library in the cache for these sources and this torch (with CUDA first)."""
-    for with_cuda in ((True, False) if cuda_toolkit() else (False,)):
+    """The library in the cache for these sources and this torch (with CUDA first). A
+    prebuilt CUDA library loads without nvcc: only a CUDA-enabled torch is needed."""
+    for with_cuda in ((True, False) if torch.version.cuda else (False,)):
         key = build_key(with_cuda)
         lib = cache_home() / "ext" / key / f"avvp_pool_{key}.so"
         if lib.is_file():
