@@ -15,6 +15,20 @@ from .base import Backend, Engine, NumpyNetworks
 INPUTS = ("audio", "video_2d", "video_3d")
 
 
+_stream = None
+
+
+def shared_stream():
+    """The one CUDA stream every engine of this process runs on (the head and the three
+    feature networks), so that their work is ordered without extra synchronisation."""
+    global _stream
+    if _stream is None:
+        import pycuda.driver as cuda
+
+        _stream = cuda.Stream()
+    return _stream
+
+
 def batch_slices(n: int, max_batch: int) -> list[slice]:
     """Slices of at most ``max_batch`` along the batch axis (the engine's profile bound)."""
     return [slice(i, min(n, i + max_batch)) for i in range(0, n, max(1, max_batch))] or [slice(0, 0)]
@@ -35,19 +49,31 @@ class EngineRunner:
         if self.engine is None:
             raise RuntimeError(f"TensorRT could not load {engine_path}")
         self.context = self.engine.create_execution_context()
-        self.stream = cuda.Stream()
+        self.stream = shared_stream()
         self.names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         self.dtypes = {n: np.dtype(trt.nptype(self.engine.get_tensor_dtype(n))) for n in self.names}
         self.is_input = {n: self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT for n in self.names}
-        self._buffers: dict[str, tuple[np.ndarray, object]] = {}  # name -> (pinned host, device)
+        self._buffers = self._allocate()  # name -> (pinned host, device), once, at the profile maximum
+
+    def _allocate(self) -> dict[str, tuple[np.ndarray, object]]:
+        """Pinned host and device buffers for every tensor at the profile's maximum shapes
+        (the outputs' maxima are what the engine gives for the maximal inputs); each call
+        then uses views of them, so shapes can change (windows of 1..10, chunks and their
+        remainder) without a reallocation."""
+        for name in self.names:
+            if self.is_input[name]:
+                if not self.context.set_input_shape(name, tuple(self.engine.get_tensor_profile_shape(name, 0)[2])):
+                    raise RuntimeError(f"TensorRT refused the profile maximum of {name!r}")
+        buffers = {}
+        for name in self.names:
+            size = int(np.prod(tuple(self.context.get_tensor_shape(name))))
+            host = self._cuda.pagelocked_empty(size, self.dtypes[name])
+            buffers[name] = (host, self._cuda.mem_alloc(max(1, host.nbytes)))
+        return buffers
 
     def _buffer(self, name: str, shape: tuple[int, ...]):
-        host, dev = self._buffers.get(name, (None, None))
-        if host is None or host.shape != shape:
-            host = self._cuda.pagelocked_empty(shape, self.dtypes[name])
-            dev = self._cuda.mem_alloc(max(1, host.nbytes))
-            self._buffers[name] = (host, dev)
-        return host, dev
+        host, dev = self._buffers[name]
+        return host[:int(np.prod(shape))].reshape(shape), dev
 
     @property
     def max_batch(self) -> int:

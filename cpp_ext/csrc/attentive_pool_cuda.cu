@@ -133,8 +133,12 @@ Outputs attentive_pool_cuda(const at::Tensor& x_in, const at::Tensor& weight_in,
   TORCH_CHECK(weight_in.dim() == 2 && weight_in.size(1) == x_in.size(3) && weight_in.size(0) % 3 == 0,
               "attentive_pool: weight must be (3C, D)");
   TORCH_CHECK(bias_in.dim() == 1 && bias_in.size(0) == weight_in.size(0), "attentive_pool: bias must be (3C,)");
+  TORCH_CHECK(x_in.size(1) >= 1, "attentive_pool: T must be >= 1");
   TORCH_CHECK(x_in.scalar_type() == weight_in.scalar_type() && x_in.scalar_type() == bias_in.scalar_type(),
               "attentive_pool: x, weight and bias must share a dtype");
+  TORCH_CHECK(x_in.is_cuda() && weight_in.device() == x_in.device() && bias_in.device() == x_in.device(),
+              "attentive_pool: x, weight and bias must be on the same CUDA device, got ", x_in.device(), ", ",
+              weight_in.device(), ", ", bias_in.device());
   const c10::cuda::CUDAGuard guard(x_in.device());
   at::Tensor x = x_in.contiguous(), weight = weight_in.contiguous(), bias = bias_in.contiguous();
   const int64_t N = x.size(0), T = x.size(1), D = x.size(3), C = weight.size(0) / 3;
@@ -158,6 +162,13 @@ Outputs attentive_pool_cuda(const at::Tensor& x_in, const at::Tensor& weight_in,
 at::Tensor attentive_pool_backward_cuda(const at::Tensor& logits_in, const at::Tensor& g_video,
                                         const at::Tensor& g_audio, const at::Tensor& g_visual,
                                         const at::Tensor& g_frame) {
+  TORCH_CHECK(logits_in.dim() == 4 && logits_in.size(2) == 2 && logits_in.size(3) % 3 == 0,
+              "attentive_pool_backward: logits must be (N, T, 2, 3C)");
+  TORCH_CHECK(logits_in.size(1) >= 1, "attentive_pool_backward: T must be >= 1");
+  for (const at::Tensor* g : {&g_video, &g_audio, &g_visual, &g_frame}) {
+    TORCH_CHECK(g->device() == logits_in.device(), "attentive_pool_backward: every gradient must be on ",
+                logits_in.device(), ", got ", g->device());
+  }
   const c10::cuda::CUDAGuard guard(logits_in.device());
   auto dtype = g_video.scalar_type();
   at::Tensor logits = logits_in.to(dtype == at::kDouble ? at::kDouble : at::kFloat).contiguous();
