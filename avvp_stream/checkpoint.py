@@ -84,6 +84,15 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     raise AvvpError(f"{path}: not an avvp-stream or official MMIL_Net checkpoint")
 
 
+def run_model(checkpoint: str | None, random_weights: bool, device: str | torch.device = "cpu") -> HAN:
+    """The HAN a command runs: ``--random-weights`` (seeded, so every command and test
+    builds the same one), else ``--checkpoint`` or the official checkpoint."""
+    if random_weights:
+        torch.manual_seed(0)
+        return HAN().eval().to(device)
+    return load_model(checkpoint or "official", device)
+
+
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> HAN:
     """HAN in eval mode from our checkpoint or from the official ``MMIL_Net.pt``;
     ``"official"`` resolves the official checkpoint (cache, else verified download)."""

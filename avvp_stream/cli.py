@@ -11,33 +11,22 @@ import typer
 
 from .backends.registry import BACKENDS
 from .errors import run_cli
+from .pacing import POLICIES
+from .runner import OUTPUT_FORMATS, SOURCES
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Label every second of a video or a live camera/microphone with what is heard, seen, "
                        "or both (25 LLP classes).")
 
-class Source(str, Enum):
-    file = "file"
-    webcam = "webcam"
-    camera = "camera"
-    mic = "mic"
+def _choices(name: str, values) -> type[Enum]:
+    """typer choices (listed in --help, checked by typer) from the one tuple that defines them."""
+    return Enum(name, {value: value for value in values}, type=str)
 
 
-class OutputFormat(str, Enum):
-    auto = "auto"
-    table = "table"
-    jsonl = "jsonl"
-    tsv = "tsv"
-    srt = "srt"
-    vtt = "vtt"
-
-
-BackendChoice = Enum("BackendChoice", {name: name for name in ("auto", *reversed(BACKENDS))}, type=str)
-
-
-class Policy(str, Enum):
-    skip = "skip"
-    lag = "lag"
+Source = _choices("Source", SOURCES)
+OutputFormat = _choices("OutputFormat", OUTPUT_FORMATS)
+BackendChoice = _choices("BackendChoice", ("auto", *reversed(BACKENDS)))  # reference first, fastest last
+Policy = _choices("Policy", POLICIES)
 
 
 @app.command()

@@ -10,9 +10,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .errors import AvvpError
+from .writers import FORMATS
 
 SOURCES = ("file", "webcam", "camera", "mic")
-OUTPUT_FORMATS = ("auto", "table", "jsonl", "tsv", "srt", "vtt")
+OUTPUT_FORMATS = ("auto", *FORMATS)  # auto: the table on a terminal, else jsonl
 
 
 def note(message: str) -> None:
@@ -144,9 +145,9 @@ def _check_live_input(config: RunConfig) -> dict:
 
 def _build_models(config: RunConfig):
     """The feature extractor, the HAN head on its engine, and the online parser."""
-    import torch
 
     from .backends.registry import choose_trusted
+    from .checkpoint import run_model
     from .device import resolve_device
     from .features.extractor import FeatureExtractor
     from .parser import CommitPolicy, OnlineParser
@@ -159,15 +160,7 @@ def _build_models(config: RunConfig):
             note("live input on a CPU: 2 frames per snippet through ResNet-152 (--resnet-frames 8 for the full profile)")
     extractor = FeatureExtractor(device=str(run_device), random_weights=config.random_weights,
                                  resnet_frames=resnet_frames)
-    if config.random_weights:
-        from .model import HAN
-
-        torch.manual_seed(0)
-        model = HAN().eval().to(extractor.device)
-    else:
-        from .checkpoint import load_model
-
-        model = load_model(config.checkpoint or "official", extractor.device)
+    model = run_model(config.checkpoint, config.random_weights, extractor.device)
     if config.lookahead is None:
         policy = (CommitPolicy(config.window, 0) if config.live
                   else CommitPolicy(config.window, config.window - 1, full_windows_only=True))

@@ -49,15 +49,9 @@ def onnx(
     from avvp_stream.export import onnx_export as ox
 
     ox.require_onnx()
-    if random_weights:
-        from avvp_stream.model import HAN
+    from avvp_stream.checkpoint import run_model
 
-        torch.manual_seed(0)
-        model = HAN().eval()
-    else:
-        from avvp_stream.checkpoint import load_model
-
-        model = load_model(checkpoint or "official", "cpu")
+    model = run_model(checkpoint, random_weights, "cpu")
     out.mkdir(parents=True, exist_ok=True)
     manifest: dict = {"opset": ox.OPSET, "torch": torch.__version__, "files": {}}
     failed = []
@@ -147,24 +141,16 @@ def verify(
     inputs (windows of 1..10 snippets, batch 1 and 8) and print engine, precision,
     deviation, speed against eager and verdict. The verdicts are cached: --backend auto
     then only uses engines that passed."""
-    import torch
     from rich.console import Console
     from rich.table import Table
 
     from avvp_stream.backends import ENGINES, get, unavailable_reason
     from avvp_stream.backends.verdicts import verified
+    from avvp_stream.checkpoint import run_model
     from avvp_stream.device import resolve_device
 
     run_device = resolve_device(device)
-    if random_weights:
-        from avvp_stream.model import HAN
-
-        torch.manual_seed(0)
-        model = HAN().eval()
-    else:
-        from avvp_stream.checkpoint import load_model
-
-        model = load_model(checkpoint or "official", run_device)
+    model = run_model(checkpoint, random_weights, run_device)
     names = [backend] if backend else list(ENGINES)
     table = Table(title=f"engines against torch eager on {run_device}")
     for column in ("engine", "precision", "max |diff|", "tolerance", "speed vs eager", "verdict"):

@@ -8,6 +8,7 @@ against the torch reference. Each engine is one module; ``registry`` lists them.
 
 from __future__ import annotations
 
+import copy
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Sequence
@@ -55,13 +56,22 @@ class Engine(ABC):
     extra that brings what it needs) and implement ``head``; the rest has defaults."""
 
     name: str = "?"
-    extra: str | None = None
+    extra: str | None = None  # the pip extra that installs what it needs
     tolerance: float = 1e-4  # largest |engine - torch| on the head's probabilities
     precision: str = "fp32"
     networks_note: str | None = None  # said on stderr when the feature networks run here too
 
     def unavailable(self, device_type: str) -> str | None:
         """Why this engine cannot run on ``device_type`` here (None if it can)."""
+        return None
+
+    def missing(self, *modules: str) -> str | None:
+        """The first of ``modules`` that is not installed, said with the extra to install."""
+        import importlib.util
+
+        for module in modules:
+            if importlib.util.find_spec(module) is None:
+                return f"{module} is not installed: pip install 'avvp-stream[{self.extra}]'"
         return None
 
     @abstractmethod
@@ -80,8 +90,6 @@ class Engine(ABC):
         torch eager reference on the same fixed random inputs; both sides timed."""
         from ..head.graph import head_inputs
         from .torch_backend import TorchBackend
-
-        import copy
 
         mine = self.head(model, device)
         ref = TorchBackend(copy.deepcopy(model), device)

@@ -119,14 +119,15 @@ def extractor_stages(extractor) -> dict[str, tuple[nn.Module, torch.Tensor]]:
     return {name: (_stage(net), x) for name, (net, x) in _networks(extractor).items()}
 
 
+def _export_stage(module: nn.Module, example: torch.Tensor, path: Path) -> Path:
+    """A feature network's stage with a dynamic batch: ``input`` in, ``features`` out."""
+    return _export(module, (example,), path, ["input"], ["features"], {"input": {0: "batch"}, "features": {0: "batch"}})
+
+
 def export_extractors(extractor, folder: str | Path, names=("vggish", "resnet152", "r2plus1d_18")) -> dict[str, Path]:
     folder = Path(folder)
-    out = {}
-    for name, (module, example) in extractor_stages(extractor).items():
-        if name in names:
-            out[name] = _export(module, (example,), folder / f"{name}.onnx", ["input"], ["features"],
-                                {"input": {0: "batch"}, "features": {0: "batch"}})
-    return out
+    return {name: _export_stage(module, example, folder / f"{name}.onnx")
+            for name, (module, example) in extractor_stages(extractor).items() if name in names}
 
 
 def module_hash(module: nn.Module) -> str:
@@ -146,7 +147,7 @@ def cached_extractors(extractor, int8: bool = False) -> dict[str, Path]:
     for name, (net, example) in _networks(extractor).items():
         path = cache_home() / "onnx" / f"{name}_{module_hash(net)}.onnx"
         if not path.is_file():  # copy the network only when it has to be exported
-            _export(_stage(net), (example,), path, ["input"], ["features"], {"input": {0: "batch"}, "features": {0: "batch"}})
+            _export_stage(_stage(net), example, path)
         if int8 and name != "vggish":
             quantized = path.with_name(path.stem + "_int8.onnx")
             if not quantized.is_file():

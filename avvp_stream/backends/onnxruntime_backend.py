@@ -74,11 +74,7 @@ class OnnxRuntimeEngine(Engine):
     networks_note = "feature networks on ONNX Runtime too (exported once per set of weights into the cache)"
 
     def unavailable(self, device_type: str) -> str | None:
-        import importlib.util
-
-        if importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnx") is None:
-            return "onnxruntime is not installed: pip install 'avvp-stream[onnx]'"
-        return None
+        return self.missing("onnxruntime", "onnx")
 
     def head(self, model, device) -> Backend:
         from avvp_stream.backends.onnx_cache import cached_head, cached_streaming_head  # once per checkpoint

@@ -154,14 +154,9 @@ class TensorRTEngine(Engine):
     networks_note = "feature networks as TensorRT engines too (built once per GPU into the cache)"
 
     def unavailable(self, device_type: str) -> str | None:
-        import importlib.util
-
         if device_type != "cuda":
             return "tensorrt needs a CUDA GPU (use --device cuda)"
-        for module in ("tensorrt", "pycuda"):
-            if importlib.util.find_spec(module) is None:
-                return f"{module} is not installed: pip install 'avvp-stream[tensorrt]' (NVIDIA GPUs)"
-        return None
+        return self.missing("tensorrt", "pycuda")
 
     def head(self, model, device) -> Backend:
         from avvp_stream.backends.onnx_cache import cached_head

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from ..paths import atomic_write  # no torch there either
 
 # Optimization profiles: (min, opt, max) of each dynamic axis. The head's opt is the
 # live case (one window of 10); an extractor's batch is frames, clips or examples per call.
@@ -66,9 +67,7 @@ def timing_cache_path(cache: Path, gpu: str, compute_capability: str, tensorrt_v
 
 def _replace_atomically(path: Path, payload: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(payload)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(payload))
 
 
 def engine_paths(cache: Path, key: EngineKey, name: str) -> tuple[Path, Path]:

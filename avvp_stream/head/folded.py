@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .fused_pool import attentive_pool, reference
+
 
 def can_fold(model) -> bool:
     c = model.config
@@ -42,7 +44,6 @@ class FoldedHead(nn.Module):
         if not can_fold(model):
             raise ValueError("only the official HAN (han layer, 1 head, attentive pooling) folds")
         d = model.config.d_model
-        self.num_classes = model.config.num_classes
         self.fused_pooling = fused_pooling
         layer = model.hat_encoder.layers[0]
         with torch.no_grad():
@@ -81,8 +82,6 @@ class FoldedHead(nn.Module):
                     + torch.softmax(q_cross @ x_other.transpose(-2, -1), dim=-1) @ u_other)
         h = self.norm1(x + attended)  # the official sum of input, cross and self parts
         h = self.norm2(h + self.linear2(F.relu(self.linear1(h))))
-        from .fused_pool import attentive_pool, reference
-
         pool = attentive_pool if self.fused_pooling else reference  # the fused op, or its definition
         video, _, _, frame_prob = pool(h.transpose(1, 2), self.pool.weight, self.pool.bias)
         return video, frame_prob

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from avvp_stream.errors import AvvpError
+from avvp_stream.model import attentive_pool as mmil_attentive_pool  # the definition
 from avvp_stream.paths import cache_home
 
 log = logging.getLogger(__name__)
@@ -34,11 +35,9 @@ def reference(x: Tensor, weight: Tensor, bias: Tensor) -> tuple[Tensor, Tensor, 
     """The definition, in torch: HAN's fc_prob / fc_frame_att / fc_av_att (rows of
     ``weight`` in that order), sigmoid, softmax over time and over modality, sums.
     x (N, T, 2, D) -> video, audio, visual (N, C), frame probabilities (N, T, 2, C)."""
-    from ..model import attentive_pool as pool
-
     prob_logits, frame_logits, av_logits = torch.nn.functional.linear(x, weight, bias).chunk(3, dim=-1)
     frame_prob = torch.sigmoid(prob_logits)
-    return (*pool(frame_prob, frame_logits, av_logits), frame_prob)
+    return (*mmil_attentive_pool(frame_prob, frame_logits, av_logits), frame_prob)
 
 
 def source_files() -> list[Path]:

@@ -86,7 +86,7 @@ class FileSource:
             video = probe.streams.video[0] if probe.streams.video else None
             size = BLACK_SIZE
             if video is not None and video.width:
-                size = reduced_size(video.height, video.width, max_short_side or max(video.height, video.width))
+                size = reduced_size(video.height, video.width, max_short_side)
             self.turns = _display_turns(probe) if video is not None else 0
             if self.turns % 2:
                 size = size[::-1]

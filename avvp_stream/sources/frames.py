@@ -18,11 +18,12 @@ import numpy as np
 MAX_SHORT_SIDE = 480
 
 
-def reduced_size(height: int, width: int, max_short: int = MAX_SHORT_SIDE) -> tuple[int, int]:
+def reduced_size(height: int, width: int, max_short: int | None = MAX_SHORT_SIDE) -> tuple[int, int]:
     """(height, width) with the shorter side brought down to ``max_short`` (aspect kept,
-    even sizes for the converters); unchanged when already that small."""
+    even sizes for the converters); unchanged when already that small, or when
+    ``max_short`` is None (full resolution)."""
     short = min(height, width)
-    if short <= max_short:
+    if max_short is None or short <= max_short:
         return height, width
     scale = max_short / short
     even = lambda v: max(2, int(round(v * scale / 2)) * 2)  # noqa: E731
@@ -43,7 +44,7 @@ def decoded_rgb(frame, turns: int = 0, max_short: int | None = MAX_SHORT_SIDE) -
     """A PyAV video frame -> uint8 RGB (H, W, 3), reduced by swscale while converting
     (the full-size RGB image is never made) and turned upright. ``max_short=None`` keeps
     the full resolution (for measuring what the reduction changes)."""
-    height, width = reduced_size(frame.height, frame.width, max_short or max(frame.height, frame.width))
+    height, width = reduced_size(frame.height, frame.width, max_short)
     if (height, width) == (frame.height, frame.width):
         rgb = frame.to_ndarray(format="rgb24")
     else:

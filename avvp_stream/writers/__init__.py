@@ -10,11 +10,11 @@ from .base import Writer, Writers
 
 # format -> (module, class): the module is imported only when the format is used
 FORMATS = {
+    "table": ("table", "TableWriter"),
     "jsonl": ("jsonl", "JsonlWriter"),
     "tsv": ("timed_text", "TsvWriter"),
     "srt": ("timed_text", "SrtWriter"),
     "vtt": ("timed_text", "VttWriter"),
-    "table": ("table", "TableWriter"),
 }
 
 
