@@ -13,8 +13,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .features.timing import pool_frames  # noqa: F401 (HAN's frame averaging, also used from here)
+from .features.spec import OFFICIAL, FeatureSpec, by_modality, specs
+from .features.spec import get as get_feature
+from .features.timing import FRAMES_PER_SNIPPET, pool_frames
 
+FUSION = {"audio": "fc_audio_fusion", "visual": "fc_fusion"}  # a stream fed by several features
 TEMPORAL_MODELS = ("none", "gru", "transformer", "han")
 POOLINGS = ("attentive", "max", "mean")
 
@@ -24,10 +27,10 @@ class HANConfig:
     """Architecture of a parsing model; defaults are the official HAN."""
 
     num_classes: int = 25
-    audio_dim: int = 128  # VGGish
-    video_2d_dim: int = 2048  # ResNet-152, 8 frames per snippet
-    video_3d_dim: int = 512  # R(2+1)D-18, one clip per snippet
-    frames_per_snippet: int = 8
+    # HAN's inputs, in order: registered feature specs (features/spec.py) give each one's
+    # dimension and stream. The official three: VGGish audio, ResNet-152 frames (8 per
+    # snippet, averaged), R(2+1)D-18 clips.
+    features: tuple[str, ...] = OFFICIAL
     d_model: int = 512
     ff_dim: int = 512
     nhead: int = 1
@@ -40,6 +43,10 @@ class HANConfig:
     modality_dropout: float = 0.0
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "features", tuple(self.features))
+        streams = by_modality(self.features)  # unknown names raise here
+        if not all(streams.values()) or len(set(self.features)) != len(self.features):
+            raise ValueError(f"features must be distinct and feed both streams, got {self.features}")
         if self.temporal not in TEMPORAL_MODELS:
             raise ValueError(f"temporal must be one of {TEMPORAL_MODELS}, got {self.temporal!r}")
         if self.pooling not in POOLINGS:
@@ -50,8 +57,19 @@ class HANConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def inputs(self) -> tuple[FeatureSpec, ...]:
+        return specs(self.features)
+
     @classmethod
     def from_dict(cls, d: dict) -> "HANConfig":
+        d = dict(d)
+        # Checkpoints before the feature specs named the three dimensions; they must be the specs'.
+        for name, key in (("audio", "audio_dim"), ("video_2d", "video_2d_dim"), ("video_3d", "video_3d_dim")):
+            if key in d and d.pop(key) != get_feature(name).dim:
+                raise ValueError(f"{key} differs from the {name} feature's dimension {get_feature(name).dim}")
+        if d.pop("frames_per_snippet", FRAMES_PER_SNIPPET) != FRAMES_PER_SNIPPET:
+            raise ValueError(f"frames_per_snippet must be {FRAMES_PER_SNIPPET}")
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
@@ -190,9 +208,10 @@ def mmil_pool(
 class HAN(nn.Module):
     """Audio-visual video parser.
 
-    ``forward(audio, video_2d, video_3d)`` takes (B, T, 128), (B, 8T, 2048) or pre-pooled
-    (B, T, 2048), and (B, T, 512); returns ``(video_prob, audio_prob, visual_prob,
-    snippet_prob)`` of shapes (B, C), (B, C), (B, C), (B, T, 2, C), as the official forward.
+    ``forward(*inputs)`` takes one (B, T, D) tensor per feature of ``config.features``
+    (the official three: (B, T, 128), (B, 8T, 2048) frames or their (B, T, 2048) means,
+    (B, T, 512)); returns ``(video_prob, audio_prob, visual_prob, snippet_prob)`` of
+    shapes (B, C), (B, C), (B, C), (B, T, 2, C), as the official forward.
     """
 
     def __init__(self, config: HANConfig | None = None):
@@ -205,10 +224,11 @@ class HAN(nn.Module):
         if cfg.pooling == "attentive":
             self.fc_frame_att = nn.Linear(d, cfg.num_classes)
             self.fc_av_att = nn.Linear(d, cfg.num_classes)
-        self.fc_a = nn.Linear(cfg.audio_dim, d)
-        self.fc_v = nn.Linear(cfg.video_2d_dim, d)
-        self.fc_st = nn.Linear(cfg.video_3d_dim, d)
-        self.fc_fusion = nn.Linear(2 * d, d)
+        for spec in cfg.inputs:  # official names: fc_a, fc_v, fc_st
+            self.add_module(spec.projection, nn.Linear(spec.dim, d))
+        for modality, group in by_modality(cfg.features).items():
+            if len(group) > 1:  # the official visual stream: fc_fusion(cat(fc_v, fc_st))
+                self.add_module(FUSION[modality], nn.Linear(len(group) * d, d))
         if cfg.temporal == "han":
             self.hat_encoder = HANEncoder(HANLayer(d, cfg.nhead, cfg.ff_dim, cfg.dropout, cross=True))
         elif cfg.temporal == "transformer":
@@ -216,22 +236,23 @@ class HAN(nn.Module):
         elif cfg.temporal == "gru":
             self.temporal_net = SharedGRU(d)
 
-    def embed(self, audio: Tensor, video_2d: Tensor, video_3d: Tensor) -> tuple[Tensor, Tensor]:
-        """Input projections: per-snippet audio and fused visual features (B, T, d)."""
-        if not audio.dim() == video_2d.dim() == video_3d.dim() == 3:
-            raise ValueError("inputs must be (B, T, D) tensors (video_2d: (B, 8T, D) or (B, T, D))")
-        t = audio.shape[1]
-        k = self.config.frames_per_snippet
-        if video_2d.shape[1] == t * k and k != 1:
-            video_2d = pool_frames(video_2d, k)
-        elif video_2d.shape[1] != t:
-            raise ValueError(
-                f"video_2d has {video_2d.shape[1]} frames for {t} snippets: expected {k * t} or {t}"
-            )
-        if video_3d.shape[1] != t:
-            raise ValueError(f"video_3d has {video_3d.shape[1]} snippets, audio has {t}")
-        a = self.fc_a(audio)
-        v = self.fc_fusion(torch.cat([self.fc_v(video_2d), self.fc_st(video_3d)], dim=-1))
+    def embed(self, *inputs: Tensor) -> tuple[Tensor, Tensor]:
+        """Input projections: per-snippet audio and visual features (B, T, d), each stream's
+        projections fused when it has several."""
+        specs_ = self.config.inputs
+        if len(inputs) != len(specs_) or any(x.dim() != 3 for x in inputs):
+            raise ValueError(f"HAN takes {len(specs_)} (B, T, D) tensors: {', '.join(self.config.features)}")
+        t = inputs[0].shape[1]
+        streams: dict[str, list[Tensor]] = {"audio": [], "visual": []}
+        for spec, x in zip(specs_, inputs):
+            if spec.per_frame and x.shape[1] == t * spec.rows and spec.rows != 1:
+                x = pool_frames(x, spec.rows)
+            elif x.shape[1] != t:
+                raise ValueError(f"{spec.name} has {x.shape[1]} rows for {t} snippets: expected {t}"
+                                 + (f" snippet means or {spec.rows * t} frames" if spec.per_frame else ""))
+            streams[spec.modality].append(getattr(self, spec.projection)(x))
+        a, v = (parts[0] if len(parts) == 1 else getattr(self, FUSION[m])(torch.cat(parts, dim=-1))
+                for m, parts in streams.items())
         return a, v
 
     def pooling_projection(self) -> tuple[Tensor, Tensor]:
@@ -247,8 +268,8 @@ class HAN(nn.Module):
             return a, v
         return self.temporal_net(a, v)
 
-    def forward(self, audio: Tensor, video_2d: Tensor, video_3d: Tensor):
-        a, v = self.embed(audio, video_2d, video_3d)
+    def forward(self, *inputs: Tensor):
+        a, v = self.embed(*inputs)
         keep = None
         if self.training and self.config.modality_dropout > 0:
             keep = _sample_modality_keep(a.shape[0], self.config.modality_dropout, a.device)

@@ -134,7 +134,7 @@ class OnlineParser:
 
             self.backend = TorchBackend(self.model, self.device)
         self._stream = next(_streams)
-        self._features: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._features: list[tuple[np.ndarray, ...]] = []  # the last W snippets', one array per feature
         self._ids: list[SnippetId] = []  # of the snippets not final yet, from self._emitted_final
         self._base = 0  # snippet index of self._features[0]
         self._seen = 0
@@ -147,17 +147,18 @@ class OnlineParser:
     def seen(self) -> int:
         return self._seen
 
-    def insert_snippet(self, audio: np.ndarray, video_2d: np.ndarray, video_3d: np.ndarray,
-                       snippet: SnippetId | None = None) -> None:
-        """One snippet's features: (128,), (k, 2048) frame features or (2048,) their mean, (512,),
-        and who it is (default: its position in this stream, one second each)."""
+    def insert_snippet(self, *features: np.ndarray, snippet: SnippetId | None = None) -> None:
+        """One snippet's features, one per model input (the official three: (128,),
+        (k, 2048) frame features or (2048,) their mean, (512,)), and who it is (default: its
+        position in this stream, one second each). A 2-D feature is per-frame rows,
+        averaged here."""
         if self._finished:
             raise RuntimeError("the stream is finished")
+        if self._features and len(features) != len(self._features[0]):
+            raise ValueError(f"{len(features)} features, the stream has {len(self._features[0])}")
         self._ids.append(snippet or SnippetId(self._seen, float(self._seen)))
-        video_2d = np.asarray(video_2d, dtype=np.float32)
-        self._features.append((np.asarray(audio, dtype=np.float32),
-                               pool_frames(video_2d, len(video_2d))[0] if video_2d.ndim == 2 else video_2d,
-                               np.asarray(video_3d, dtype=np.float32)))
+        rows = [np.asarray(f, dtype=np.float32) for f in features]
+        self._features.append(tuple(pool_frames(f, len(f))[0] if f.ndim == 2 else f for f in rows))
         self._seen += 1
         self._pending.append(self._seen)
 
@@ -170,7 +171,7 @@ class OnlineParser:
         self._pending = []
         for length, ends in sorted(by_length.items()):
             rows = [self._features[end - length - self._base:end - self._base] for end in ends]
-            inputs = [np.stack([np.stack([f[j] for f in row]) for row in rows]) for j in range(3)]
+            inputs = [np.stack([np.stack([f[j] for f in row]) for row in rows]) for j in range(len(rows[0][0]))]
             keys = [[(self._stream, p) for p in range(end - length, end)] for end in ends]
             video_prob, snippet_prob = self.backend.head(*inputs, keys=keys)
             gate = (video_prob >= self.threshold).astype(snippet_prob.dtype)[:, None, None, :]

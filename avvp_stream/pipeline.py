@@ -95,8 +95,8 @@ def parse_snippets(batches: Iterable[Sequence[Snippet]], extractor: FeatureExtra
             for batch in batches:
                 _Interrupt.check()
                 feats = extractor.snippets(np.stack([s.audio for s in batch]), np.stack([s.frames for s in batch]))
-                for s, a, v2d, v3d in zip(batch, feats.audio, feats.video_2d, feats.video_3d):
-                    parser.insert_snippet(a, v2d, v3d, SnippetId(s.index, s.start, s.captured_at))
+                for i, s in enumerate(batch):
+                    parser.insert_snippet(*feats.rows(i), snippet=SnippetId(s.index, s.start, s.captured_at))
                 out.emit(parser.process())
             _Interrupt.check()
         finally:

@@ -158,9 +158,9 @@ def _build_models(config: RunConfig):
         resnet_frames = 2 if config.live and run_device.type == "cpu" else 8
         if config.live and resnet_frames == 2:
             note("live input on a CPU: 2 frames per snippet through ResNet-152 (--resnet-frames 8 for the full profile)")
+    model = run_model(config.checkpoint, config.random_weights, run_device)
     extractor = FeatureExtractor(device=str(run_device), random_weights=config.random_weights,
-                                 resnet_frames=resnet_frames)
-    model = run_model(config.checkpoint, config.random_weights, extractor.device)
+                                 resnet_frames=resnet_frames, features=model.config.features)
     if config.lookahead is None:
         policy = (CommitPolicy(config.window, 0) if config.live
                   else CommitPolicy(config.window, config.window - 1, full_windows_only=True))

@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from avvp_stream.features import vggish
 from avvp_stream.features.extractor import FeatureExtractor
 from avvp_stream.sources.clip import decode_clip
 from timing import sample_times
@@ -33,25 +32,17 @@ def timed(fn, repeats: int, sync) -> float:
 
 def per_network(fx: FeatureExtractor, audio, frames, repeats, sync) -> dict:
     """Seconds per snippet of each network (with its preprocessing), batch of len(frames),
-    through the extractor's own per-network steps."""
+    through the extractor's own per-feature steps."""
     n = frames.shape[0]
     fr = torch.as_tensor(frames).to(fx.device)
     wave = torch.as_tensor(audio).to(fx.device)
 
-    def run_vggish():
+    def step(spec):
         with torch.inference_mode():
-            fx.vggish(vggish.examples(wave, num=1)[:, 0])
+            x = spec.prepare(wave, 1)[:, 0] if spec.consumes == "audio" else fx.prepare(spec, fr)
+            fx.run(spec, x.to(torch.float32) if spec.consumes == "audio" else x)
 
-    def run_resnet():
-        with torch.inference_mode():
-            fx.run_2d(fx.prepare_2d(fr))
-
-    def run_r2p1d():
-        with torch.inference_mode():
-            fx.run_3d(fx.prepare_3d(fr))
-
-    return {name: timed(fn, repeats, sync) / n for name, fn in
-            (("vggish", run_vggish), ("resnet152", run_resnet), ("r2plus1d_18", run_r2p1d))}
+    return {spec.network: timed(lambda s=spec: step(s), repeats, sync) / n for spec in fx.specs}
 
 
 def cosine(a: np.ndarray, b: np.ndarray, centered: bool = False) -> float:

@@ -19,7 +19,7 @@ from avvp_stream.backends.onnx_cache import (  # noqa: F401 (the exporters, for 
     extractor_stages,
 )
 from avvp_stream.errors import AvvpError
-from avvp_stream.head.graph import HEAD_INPUTS, STREAMING_INPUTS, head_inputs, reference  # noqa: F401
+from avvp_stream.head.graph import head_inputs, input_names, reference, streaming_input_names  # noqa: F401
 from avvp_stream.paths import atomic_write
 
 def max_abs_diff(path: str | Path, module: nn.Module, args: tuple, names: list[str]) -> float:
@@ -37,7 +37,9 @@ def max_abs_diff(path: str | Path, module: nn.Module, args: tuple, names: list[s
 def check_head(path: str | Path, model, shapes=((1, 10), (4, 7), (3, 1), (2, 23))) -> float:
     """Largest |ONNX Runtime - torch| against HAN itself."""
     module = reference(model)
-    return max(max_abs_diff(path, module, head_inputs(b, t, seed=b * 100 + t), list(HEAD_INPUTS)) for b, t in shapes)
+    features = model.config.features
+    return max(max_abs_diff(path, module, head_inputs(b, t, seed=b * 100 + t, features=features), list(features))
+               for b, t in shapes)
 
 
 def check_streaming_head(path: str | Path, model, length: int = 24, window: int = 10) -> float:
@@ -47,7 +49,7 @@ def check_streaming_head(path: str | Path, model, length: int = 24, window: int 
 
     backend = OnnxRuntimeBackend(path, streaming=True)
     module = reference(model)
-    stream = head_inputs(1, length, seed=7)
+    stream = head_inputs(1, length, seed=7, features=model.config.features)
     windows = [tuple(x[:, s:s + window] for x in stream) for s in range(length - window + 1)]
     windows.append(tuple(torch.cat(w) for w in zip(*windows)))
     worst = 0.0

@@ -8,7 +8,7 @@ import pytest
 
 from avvp_stream.errors import AvvpError
 from avvp_stream.train.dataset import DatasetLayout
-from avvp_stream.train.feature_store import FEATURE_SHAPES, load_video
+from avvp_stream.train.feature_store import folder_shapes, load_video
 from avvp_stream.train.llp import ALL_FILES, Annotations
 from avvp_stream.train.synth import SynthSpec, generate
 
@@ -19,7 +19,7 @@ def test_synth_writes_the_llp_layout(small_dataset):
     ann = Annotations(small_dataset)
     train, test = ann.split("train"), ann.split("test")
     assert len(train.filenames) == 24 and len(test.filenames) == 12
-    for kind, shape in FEATURE_SHAPES.items():
+    for kind, shape in folder_shapes().items():
         files = sorted((small_dataset / "feats" / kind).glob("*.npy"))
         assert len(files) == 48
         arr = np.load(files[0])

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from avvp_stream.features.extractor import FeatureExtractor
-from avvp_stream.train.feature_store import FEATURE_SHAPES, load_video
+from avvp_stream.train.feature_store import folder_shapes, load_video
 
 from conftest import console_script
 from media import cut_short, make_media
@@ -40,7 +40,7 @@ def test_snippet_features_shapes_determinism_and_batch_invariance(extractor):
 def test_random_weights_are_seeded():
     a = FeatureExtractor(device="cpu", random_weights=True, seed=7)
     b = FeatureExtractor(device="cpu", random_weights=True, seed=7)
-    for x, y in zip(a.r2plus1d.state_dict().values(), b.r2plus1d.state_dict().values()):
+    for x, y in zip(a.nets["r2plus1d_18"].state_dict().values(), b.nets["r2plus1d_18"].state_dict().values()):
         assert torch.equal(x, y)
 
 
@@ -66,7 +66,7 @@ def test_extract_folder_is_resumable_and_reports_failures(tmp_path):
         assert np.load(out / "vggish" / f"{name}.npy").shape == (2, 128)
         assert np.load(out / "res152" / f"{name}.npy").shape == (16, 2048)
         assert np.load(out / "r2plus1d_18" / f"{name}.npy").shape == (2, 512)
-    assert not any(p.name.startswith(".") for kind in FEATURE_SHAPES for p in (out / kind).iterdir())
+    assert not any(p.name.startswith(".") for kind in folder_shapes() for p in (out / kind).iterdir())
     (videos / "junk.mp4").unlink()
     proc = run("extract", videos, out, "--seconds", "2", "--random-weights", "--device", "cpu")
     assert proc.returncode == 0 and "extracted 0, already done 2, failed 0" in proc.stderr
@@ -95,10 +95,10 @@ def test_real_llp_clip_extracts_to_llp_shapes(llp_dir, tmp_path):
 
 
 def test_fast_profile_runs_fewer_resnet_frames(extractor):
-    from avvp_stream.features.extractor import resnet_frame_subset
+    from avvp_stream.features.extractor import frame_subset
 
-    assert resnet_frame_subset(8).tolist() == list(range(8))
-    assert resnet_frame_subset(2).tolist() == [2, 6] and resnet_frame_subset(1).tolist() == [4]
+    assert frame_subset(8).tolist() == list(range(8))
+    assert frame_subset(2).tolist() == [2, 6] and frame_subset(1).tolist() == [4]
     fast = FeatureExtractor(device="cpu", random_weights=True, seed=0, resnet_frames=2)
     rng = np.random.default_rng(1)
     frames = rng.integers(0, 256, (1, 8, 32, 32, 3), dtype=np.uint8)
@@ -141,6 +141,7 @@ class FailsOnSecondBatch:
 
     def __init__(self, inner, error: BaseException):
         self.inner, self.error, self.calls = inner, error, 0
+        self.specs = inner.specs
 
     def clips(self, items):
         self.calls += 1

@@ -90,7 +90,7 @@ def test_batched_windows_equal_one_by_one(model):
 def parse(parser, feats, ids=None):
     out = []
     for i in range(len(feats[0])):
-        parser.insert_snippet(feats[0][i], feats[1][i], feats[2][i], None if ids is None else ids[i])
+        parser.insert_snippet(feats[0][i], feats[1][i], feats[2][i], snippet=None if ids is None else ids[i])
         out += [r for r in parser.process() if r.final]
     return out + [r for r in parser.finish() if r.final]
 

@@ -77,10 +77,10 @@ def fit(
     device = str(resolve_device(device))
     layout = DatasetLayout.resolve(data, features, labels, cache_dir)
     dense = layout.dense()
-    train_split, val_split = layout.packed("train"), layout.packed("val")
+    train_split, val_split = layout.packed("train", model_cfg.features), layout.packed("val", model_cfg.features)
     result = run_fit(train_split, val_split, dense, out, model_cfg, train_cfg, device)
     model = load_model(result.best_checkpoint, device)
-    test = evaluate_model(model, TensorSplit(layout.packed("test"), model.fc_a.weight.device), dense)
+    test = evaluate_model(model, TensorSplit(layout.packed("test", model.config.features), next(model.parameters()).device), dense)
     summary = {"best_epoch": result.best_epoch, "val": result.history[result.best_epoch - 1]["val"], "test": test}
     (out / "metrics.json").write_text(json.dumps(summary, indent=1) + "\n")
     typer.echo(f"best epoch {result.best_epoch}: {result.best_checkpoint}", err=True)
@@ -124,7 +124,7 @@ def evaluate(
 
         layout = DatasetLayout.resolve(data, features, labels, cache_dir)
         model = load_model(checkpoint, resolve_device(device))
-        metrics = evaluate_model(model, TensorSplit(layout.packed(split), model.fc_a.weight.device), layout.dense())
+        metrics = evaluate_model(model, TensorSplit(layout.packed(split, model.config.features), next(model.parameters()).device), layout.dense())
     print_results(metrics, as_json, title=f"{split} split")
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from avvp_stream.errors import AvvpError
+from avvp_stream.features.spec import OFFICIAL
 
 from .feature_store import PackedSplit, pack_split
 from .llp import Annotations, DenseEvent, WeakLabels
@@ -39,8 +40,9 @@ class DatasetLayout:
     def weak(self, split: str) -> WeakLabels:
         return self.annotations.split(split)
 
-    def packed(self, split: str) -> PackedSplit:
-        return pack_split(self.features_dir, self.weak(split), self.cache_dir, desc=f"packing {split}")
+    def packed(self, split: str, features=OFFICIAL) -> PackedSplit:
+        return pack_split(self.features_dir, self.weak(split), self.cache_dir, desc=f"packing {split}",
+                          features=features)
 
     def dense(self) -> tuple[dict[str, list[DenseEvent]], dict[str, list[DenseEvent]]]:
         return self.annotations.dense()

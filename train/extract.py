@@ -20,7 +20,6 @@ from avvp_stream.paths import atomic_write
 from avvp_stream.progress import progress_bar
 from avvp_stream.sources.clip import decode_clip
 
-from .feature_store import FEATURE_SHAPES
 
 MEDIA_SUFFIXES = {".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".flv",
                   ".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".opus"}
@@ -45,11 +44,12 @@ def _save_atomic(path: Path, array: np.ndarray) -> None:
 
 def extract_folder(videos_dir: str | Path, out_dir: str | Path, extractor, seconds: int = 10, batch: int = 4,
                    log=lambda msg: print(msg, file=sys.stderr, flush=True)) -> ExtractSummary:
-    """Write ``vggish/``, ``res152/`` and ``r2plus1d_18/`` features of every media file,
-    running the networks on ``batch`` videos at a time."""
+    """Write each of the extractor's features (official: ``vggish/``, ``res152/`` and
+    ``r2plus1d_18/``) of every media file, running the networks on ``batch`` videos at a time."""
     out_dir = Path(out_dir)
-    for kind in FEATURE_SHAPES:
-        (out_dir / kind).mkdir(parents=True, exist_ok=True)
+    folders = {s.name: out_dir / s.folder for s in extractor.specs}
+    for folder in folders.values():
+        folder.mkdir(parents=True, exist_ok=True)
     files = media_files(Path(videos_dir))
     if not files:
         raise AvvpError(f"no media files in {videos_dir} (looked for {', '.join(sorted(MEDIA_SUFFIXES))})")
@@ -63,15 +63,14 @@ def extract_folder(videos_dir: str | Path, out_dir: str | Path, extractor, secon
     def flush() -> None:
         feats = extractor.clips([(clip.audio, clip.frames) for _, clip in pending])
         for (path, _), f in zip(pending, feats):
-            _save_atomic(out_dir / "vggish" / f"{path.stem}.npy", f.audio)
-            _save_atomic(out_dir / "res152" / f"{path.stem}.npy", f.video_2d.reshape(-1, f.video_2d.shape[-1]))
-            _save_atomic(out_dir / "r2plus1d_18" / f"{path.stem}.npy", f.video_3d)
+            for name, x in f.arrays.items():  # per-frame features as one row per frame
+                _save_atomic(folders[name] / f"{path.stem}.npy", x.reshape(-1, x.shape[-1]))
             summary.done.append(path.name)
         pending.clear()
 
     try:
         for path in progress_bar(files, desc="extracting"):
-            if all((out_dir / kind / f"{path.stem}.npy").is_file() for kind in FEATURE_SHAPES):
+            if all((folder / f"{path.stem}.npy").is_file() for folder in folders.values()):
                 summary.skipped.append(path.name)
                 continue
             try:

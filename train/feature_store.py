@@ -1,9 +1,10 @@
 """LLP feature folders and the packed, memory-mapped split cache.
 
-LLP ships one ``.npy`` per video and modality (``vggish/`` 10 x 128, ``res152/`` 80 x 2048,
-``r2plus1d_18/`` 10 x 512). Reading thousands of small files every epoch dominates a CPU
-epoch, so each split is packed once into three contiguous arrays (ResNet frames already
-averaged per snippet, see ``avvp_stream.features.timing.pool_frames``) and memory-mapped afterwards.
+LLP ships one ``.npy`` per video and feature (``vggish/`` 10 x 128, ``res152/`` 80 x 2048,
+``r2plus1d_18/`` 10 x 512; folders and shapes come from the feature specs). Reading
+thousands of small files every epoch dominates a CPU epoch, so each split is packed once
+into one contiguous array per feature (per-frame features already averaged per snippet,
+see ``avvp_stream.features.timing.pool_frames``) and memory-mapped afterwards.
 """
 
 from __future__ import annotations
@@ -19,27 +20,34 @@ from pathlib import Path
 import numpy as np
 
 from avvp_stream.errors import AvvpError
-from avvp_stream.features.timing import FRAMES_PER_SNIPPET, pool_frames
+from avvp_stream.features.spec import OFFICIAL, FeatureSpec, specs
+from avvp_stream.features.timing import pool_frames
 
 from .llp import WeakLabels, video_id
 from avvp_stream.progress import progress_bar
 
 NUM_SNIPPETS = 10
 
-FEATURE_SHAPES = {
-    "vggish": (NUM_SNIPPETS, 128),
-    "res152": (NUM_SNIPPETS * FRAMES_PER_SNIPPET, 2048),
-    "r2plus1d_18": (NUM_SNIPPETS, 512),
-}
-PACK_VERSION = 1
+PACK_VERSION = 2
+
+
+def file_shape(spec: FeatureSpec, snippets: int = NUM_SNIPPETS) -> tuple[int, int]:
+    """A video's feature file: ``rows`` per snippet (80 x 2048 for ResNet's frames)."""
+    return (snippets * spec.rows, spec.dim)
+
+
+def folder_shapes(features=OFFICIAL) -> dict[str, tuple[int, int]]:
+    """LLP feature folder -> the shape of a video's file in it."""
+    return {spec.folder: file_shape(spec) for spec in specs(features)}
 
 
 def feature_path(features_dir: Path, kind: str, filename: str) -> Path:
     return Path(features_dir) / kind / f"{video_id(filename)}.npy"
 
 
-def load_feature(features_dir: Path, kind: str, filename: str) -> np.ndarray:
+def load_feature(features_dir: Path, spec: FeatureSpec, filename: str) -> np.ndarray:
     """One feature file, shape-checked, as float32."""
+    kind = spec.folder
     path = feature_path(features_dir, kind, filename)
     if not path.is_file():
         raise AvvpError(f"missing feature file {path} (video {filename})")
@@ -47,44 +55,50 @@ def load_feature(features_dir: Path, kind: str, filename: str) -> np.ndarray:
         arr = np.load(path, allow_pickle=False)
     except Exception as exc:
         raise AvvpError(f"{path}: not a readable .npy file ({exc})") from None
-    if arr.shape != FEATURE_SHAPES[kind]:
-        raise AvvpError(f"{path}: shape {arr.shape}, expected {FEATURE_SHAPES[kind]} for {kind}")
+    if arr.shape != file_shape(spec):
+        raise AvvpError(f"{path}: shape {arr.shape}, expected {file_shape(spec)} for {kind}")
     return arr.astype(np.float32, copy=False)
 
 
-def load_video(features_dir: Path, filename: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(audio 10x128, res152 80x2048, r2plus1d 10x512) of one video, the official way."""
-    return tuple(load_feature(features_dir, kind, filename) for kind in FEATURE_SHAPES)
+def load_video(features_dir: Path, filename: str, features=OFFICIAL) -> tuple[np.ndarray, ...]:
+    """One array per feature of one video, as stored (official: audio 10x128, res152
+    80x2048, r2plus1d 10x512)."""
+    return tuple(load_feature(features_dir, spec, filename) for spec in specs(features))
 
 
 @dataclass
 class PackedSplit:
-    """A split as contiguous arrays: audio (N, T, 128), video_2d (N, T, 2048) snippet means
-    of the ResNet frames, video_3d (N, T, 512), labels (N, C)."""
+    """A split as contiguous arrays: one (N, T, D) per feature (per-frame features as their
+    snippet means), in HAN's input order, and labels (N, C). ``split.audio`` reads one."""
 
     filenames: list[str]
-    audio: np.ndarray
-    video_2d: np.ndarray
-    video_3d: np.ndarray
+    arrays: dict[str, np.ndarray]
     labels: np.ndarray
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        try:
+            return self.__dict__["arrays"][name]
+        except KeyError:
+            raise AttributeError(name) from None
 
     def __len__(self) -> int:
         return len(self.filenames)
 
     def batch(self, idx: np.ndarray):
-        """Arrays for the given indices (sorted reads are sequential on the memmap)."""
-        return self.audio[idx], self.video_2d[idx], self.video_3d[idx], self.labels[idx]
+        """HAN's inputs and the labels for the given indices (sorted reads are sequential
+        on the memmap)."""
+        return (*(x[idx] for x in self.arrays.values()), self.labels[idx])
 
 
-def _cache_key(features_dir: Path, split: WeakLabels) -> str:
-    """Changes when the file list or any feature file (size, mtime) changes."""
+def _cache_key(features_dir: Path, split: WeakLabels, features) -> str:
+    """Changes when the features, the file list or any feature file (size, mtime) changes."""
     h = hashlib.sha1()
-    h.update(f"v{PACK_VERSION}\0{Path(features_dir).resolve()}\0".encode())
+    h.update(f"v{PACK_VERSION}\0{Path(features_dir).resolve()}\0{','.join(features)}\0".encode())
     for filename in split.filenames:
         h.update(filename.encode() + b"\0")
-        for kind in FEATURE_SHAPES:
+        for spec in specs(features):
             try:
-                st = os.stat(feature_path(features_dir, kind, filename))
+                st = os.stat(feature_path(features_dir, spec.folder, filename))
                 h.update(f"{st.st_size}:{st.st_mtime_ns};".encode())
             except OSError:
                 h.update(b"missing;")
@@ -103,46 +117,40 @@ def pack_split(
     split: WeakLabels,
     cache_dir: str | Path | None = None,
     desc: str = "packing",
+    features=OFFICIAL,
 ) -> PackedSplit:
-    """Pack (once) and memory-map a split's features; later calls only map the cache."""
+    """Pack (once) and memory-map a split's ``features``; later calls only map the cache."""
     features_dir = Path(features_dir)
     if not features_dir.is_dir():
         raise AvvpError(f"features folder not found: {features_dir}")
-    for kind in FEATURE_SHAPES:
-        if not (features_dir / kind).is_dir():
-            raise AvvpError(f"features folder {features_dir} has no {kind}/ subfolder")
+    for spec in specs(features):
+        if not (features_dir / spec.folder).is_dir():
+            raise AvvpError(f"features folder {features_dir} has no {spec.folder}/ subfolder")
     cache_root = Path(cache_dir) if cache_dir else default_cache_dir()
-    target = cache_root / f"{split.path.stem}-{_cache_key(features_dir, split)}"
+    target = cache_root / f"{split.path.stem}-{_cache_key(features_dir, split, features)}"
     if not (target / "meta.json").is_file():
-        _write_pack(features_dir, split, target, desc)
+        _write_pack(features_dir, split, target, desc, features)
     return open_pack(target)
 
 
-def _write_pack(features_dir: Path, split: WeakLabels, target: Path, desc: str) -> None:
+def _write_pack(features_dir: Path, split: WeakLabels, target: Path, desc: str, features) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
     try:
         n = len(split.filenames)
-        arrays = {
-            "audio": (NUM_SNIPPETS, 128),
-            "video_2d": (NUM_SNIPPETS, 2048),
-            "video_3d": (NUM_SNIPPETS, 512),
-        }
-        out = {
-            name: np.lib.format.open_memmap(tmp / f"{name}.npy", mode="w+", dtype=np.float32, shape=(n, *shape))
-            for name, shape in arrays.items()
-        }
+        out = {spec.name: np.lib.format.open_memmap(tmp / f"{spec.name}.npy", mode="w+", dtype=np.float32,
+                                                    shape=(n, NUM_SNIPPETS, spec.dim))
+               for spec in specs(features)}
         for i, filename in enumerate(progress_bar(split.filenames, desc=desc)):
-            audio, res152, r2p1d = load_video(features_dir, filename)
-            out["audio"][i] = audio
-            out["video_2d"][i] = pool_frames(res152, FRAMES_PER_SNIPPET)
-            out["video_3d"][i] = r2p1d
+            for spec, x in zip(specs(features), load_video(features_dir, filename, features)):
+                out[spec.name][i] = pool_frames(x, spec.rows) if spec.per_frame else x
         for arr in out.values():
             arr.flush()
         del out
         np.save(tmp / "labels.npy", split.labels)
         (tmp / "filenames.txt").write_text("\n".join(split.filenames) + "\n")
-        (tmp / "meta.json").write_text(json.dumps({"version": PACK_VERSION, "n": n, "source": str(features_dir)}))
+        (tmp / "meta.json").write_text(json.dumps({"version": PACK_VERSION, "n": n, "source": str(features_dir),
+                                                   "features": list(features)}))
         if target.exists():  # a concurrent packer finished first
             shutil.rmtree(tmp)
         else:
@@ -154,10 +162,9 @@ def _write_pack(features_dir: Path, split: WeakLabels, target: Path, desc: str) 
 
 def open_pack(path: str | Path) -> PackedSplit:
     path = Path(path)
+    meta = json.loads((path / "meta.json").read_text())
     return PackedSplit(
         filenames=(path / "filenames.txt").read_text().splitlines(),
-        audio=np.load(path / "audio.npy", mmap_mode="r"),
-        video_2d=np.load(path / "video_2d.npy", mmap_mode="r"),
-        video_3d=np.load(path / "video_3d.npy", mmap_mode="r"),
+        arrays={name: np.load(path / f"{name}.npy", mmap_mode="r") for name in meta["features"]},
         labels=np.load(path / "labels.npy"),
     )

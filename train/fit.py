@@ -65,14 +65,14 @@ class TensorSplit:
             return torch.from_numpy(np.array(a, dtype=np.float32)).to(device)
 
         self.filenames = split.filenames
-        self.audio, self.video_2d = load(split.audio), load(split.video_2d)
-        self.video_3d, self.labels = load(split.video_3d), load(split.labels)
+        self.inputs = [load(x) for x in split.arrays.values()]  # HAN's, in order
+        self.labels = load(split.labels)
 
     def __len__(self) -> int:
         return len(self.filenames)
 
     def batch(self, idx: torch.Tensor):
-        return self.audio[idx], self.video_2d[idx], self.video_3d[idx], self.labels[idx]
+        return (*(x[idx] for x in self.inputs), self.labels[idx])
 
 
 @torch.no_grad()
@@ -82,9 +82,9 @@ def predict(model: HAN, data: TensorSplit, batch_size: int = 256) -> tuple[np.nd
     model.eval()
     videos, snippets = [], []
     for start in range(0, len(data), batch_size):
-        idx = torch.arange(start, min(start + batch_size, len(data)), device=data.audio.device)
-        audio, v2d, v3d, _ = data.batch(idx)
-        video_prob, _, _, snippet_prob = model(audio, v2d, v3d)
+        idx = torch.arange(start, min(start + batch_size, len(data)), device=data.labels.device)
+        *inputs, _ = data.batch(idx)
+        video_prob, _, _, snippet_prob = model(*inputs)
         videos.append(video_prob.float().cpu().numpy())
         snippets.append(snippet_prob.float().cpu().numpy())
     model.train(was_training)
@@ -97,9 +97,9 @@ def evaluate_model(model: HAN, data: TensorSplit, dense: tuple[dict[str, list[De
 
 
 def train_step(model: HAN, optimizer: torch.optim.Optimizer, batch, cfg: TrainConfig) -> float:
-    audio, v2d, v3d, y = batch
+    *inputs, y = batch
     optimizer.zero_grad(set_to_none=True)
-    video_prob, audio_prob, visual_prob, _ = model(audio, v2d, v3d)
+    video_prob, audio_prob, visual_prob, _ = model(*inputs)
     loss = mmil_loss(
         video_prob, audio_prob, visual_prob, y, cfg.loss, cfg.noisy_labels,
         **_target_options(cfg),

@@ -21,9 +21,10 @@ import numpy as np
 
 from avvp_stream.classes import CLASSES, NUM_CLASSES
 from avvp_stream.errors import AvvpError
+from avvp_stream.features.timing import FRAMES_PER_SNIPPET
 from avvp_stream.progress import progress_bar
 
-from .feature_store import FEATURE_SHAPES, FRAMES_PER_SNIPPET, NUM_SNIPPETS
+from .feature_store import NUM_SNIPPETS, folder_shapes
 from .llp import DENSE_FILES, FULL_FILE, SPLIT_FILES
 
 ID_ALPHABET = string.ascii_letters + string.digits + "-_"
@@ -74,7 +75,7 @@ class _World:
                 v = 0.5 * visual[c] + 0.5 * shared
                 visual[c] = v / np.linalg.norm(v)
         self.visual_proto = visual * spec.visual_strength
-        dims = {kind: shape[1] for kind, shape in FEATURE_SHAPES.items()}
+        dims = {kind: shape[1] for kind, shape in folder_shapes().items()}
         self.proj = {kind: rng.standard_normal((k, d)).astype(np.float32) / np.sqrt(k) for kind, d in dims.items()}
         # Class frequencies skewed like LLP (Speech by far the most common).
         freq = np.linspace(1.0, 0.25, NUM_CLASSES)
@@ -163,7 +164,7 @@ def generate(out: str | Path, spec: SynthSpec = SynthSpec()) -> Path:
     if out.exists() and any(out.iterdir()):
         raise AvvpError(f"synth: output folder {out} is not empty (and holds no dataset of this spec)")
     feats = out / "feats"
-    for kind in FEATURE_SHAPES:
+    for kind in folder_shapes():
         (feats / kind).mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(spec.seed)
     world = _World(spec, rng)

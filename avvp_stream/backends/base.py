@@ -18,8 +18,8 @@ import numpy as np
 
 
 class Backend(ABC):
-    """Runs the HAN head: inputs (B, T, 128), (B, T, 2048) frame-averaged, (B, T, 512)
-    float32; returns the video-level probabilities (B, C) and the snippet probabilities
+    """Runs the HAN head: one (B, T, D) float32 input per feature of the model (the
+    official three: (B, T, 128), (B, T, 2048) frame-averaged, (B, T, 512)); returns the video-level probabilities (B, C) and the snippet probabilities
     (B, T, 2, C) as float32 numpy arrays. ``keys`` (B lists of T hashables) name each
     window's snippets, so that an engine may keep per-snippet work across calls (the row
     cache); without them it recomputes, or recognises snippets by their features."""
@@ -27,7 +27,7 @@ class Backend(ABC):
     name: str = "?"
 
     @abstractmethod
-    def head(self, audio: np.ndarray, video_2d: np.ndarray, video_3d: np.ndarray,
+    def head(self, *inputs: np.ndarray,
              keys: Sequence[Sequence[Hashable]] | None = None) -> tuple[np.ndarray, np.ndarray]:
         ...
 
@@ -96,7 +96,7 @@ class Engine(ABC):
         worst, spent = 0.0, {"engine": 0.0, "torch": 0.0}
         for b in batches:
             for t in lengths:
-                inputs = [x.numpy() for x in head_inputs(b, t, seed=seed + 100 * b + t)]
+                inputs = [x.numpy() for x in head_inputs(b, t, seed=seed + 100 * b + t, features=model.config.features)]
                 outs = {}
                 for side, backend in (("engine", mine), ("torch", ref)):
                     t0 = time.perf_counter()

@@ -61,21 +61,21 @@ class CudaGraphBackend(Backend):
         self._stream = torch.cuda.Stream(self.device)
 
     def _capture(self, b: int, t: int):
-        dims = (self.config.audio_dim, self.config.video_2d_dim, self.config.video_3d_dim)
+        dims = [spec.dim for spec in self.config.inputs]
         static_in = [torch.zeros(b, t, d, device=self.device) for d in dims]
         graph, (video_prob, snippet_prob) = capture(self.head_module, static_in, self._stream)
         evict_lru(self._graphs, MAX_GRAPHS - 1)
         self._graphs[(b, t)] = (graph, static_in, video_prob, snippet_prob)
         return self._graphs[(b, t)]
 
-    def head(self, audio, video_2d, video_3d, keys=None):
-        b, t = audio.shape[:2]
+    def head(self, *inputs, keys=None):
+        b, t = inputs[0].shape[:2]
         entry = self._graphs.get((b, t))
         if entry is None:
             entry = self._capture(b, t)
         self._graphs.move_to_end((b, t))
         graph, static_in, video_prob, snippet_prob = entry
-        for buf, x in zip(static_in, (audio, video_2d, video_3d)):
+        for buf, x in zip(static_in, inputs):
             buf.copy_(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), non_blocking=False)
         graph.replay()
         return video_prob.float().cpu().numpy(), snippet_prob.float().cpu().numpy()

@@ -14,7 +14,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..head.graph import HEAD_FORMAT, HEAD_INPUTS, HEAD_OUTPUTS, STREAMING_INPUTS, head_inputs, head_module
+from ..features.spec import specs
+from ..head.graph import HEAD_FORMAT, HEAD_OUTPUTS, head_inputs, head_module, input_names, streaming_input_names
 from ..paths import atomic_write, cache_home
 
 OPSET = 17
@@ -36,10 +37,11 @@ def export_head(model, path: str | Path, fp16: bool = False) -> Path:
     module = head_module(model)
     if fp16:
         module = module.half()
-    dynamic = {name: {0: "batch", 1: "time"} for name in HEAD_INPUTS}
+    names = input_names(model)
+    dynamic = {name: {0: "batch", 1: "time"} for name in names}
     dynamic.update(video_prob={0: "batch"}, snippet_prob={0: "batch", 1: "time"})
-    return _export(module, head_inputs(dtype=torch.float16 if fp16 else torch.float32), Path(path),
-                   list(HEAD_INPUTS), list(HEAD_OUTPUTS), dynamic)
+    example = head_inputs(dtype=torch.float16 if fp16 else torch.float32, features=model.config.features)
+    return _export(module, example, Path(path), list(names), list(HEAD_OUTPUTS), dynamic)
 
 
 def _weights_digest(module: nn.Module, salt: str) -> str:
@@ -58,14 +60,15 @@ def export_streaming_head(model, path: str | Path) -> Path:
 
     head = head_module(model)
     g = torch.Generator().manual_seed(0)
-    new = tuple(torch.randn(3, n, generator=g) for n in (128, 2048, 512))
+    dims = [s.dim for s in specs(model.config.features)]
+    new = tuple(torch.randn(3, n, generator=g) for n in dims)
     with torch.no_grad():
-        known = head.rows(*(torch.randn(4, n, generator=g) for n in (128, 2048, 512)))
+        known = head.rows(*(torch.randn(4, n, generator=g) for n in dims))
     index = torch.tensor([[0, 1, 2, 3, 4], [2, 3, 4, 5, 6]])
-    dynamic = {"audio": {0: "new"}, "video_2d": {0: "new"}, "video_3d": {0: "new"}, "known": {0: "known"},
+    dynamic = {**{name: {0: "new"} for name in input_names(model)}, "known": {0: "known"},
                "index": {0: "batch", 1: "time"}, "video_prob": {0: "batch"}, "snippet_prob": {0: "batch", 1: "time"},
                "rows": {0: "new"}}
-    return _export(StreamingHeadForExport(head), (*new, known, index), Path(path), list(STREAMING_INPUTS),
+    return _export(StreamingHeadForExport(head), (*new, known, index), Path(path), list(streaming_input_names(model)),
                    [*HEAD_OUTPUTS, "rows"], dynamic)
 
 
@@ -102,11 +105,7 @@ class _ExtractorStage(nn.Module):
 
 def _networks(extractor) -> dict[str, tuple[nn.Module, torch.Tensor]]:
     """The extractor's own networks, with an example input for each."""
-    g = torch.Generator().manual_seed(0)
-    examples = {"vggish": torch.randn(2, 96, 64, generator=g) * 2.0,
-                "resnet152": torch.randn(2, 3, 224, 224, generator=g),
-                "r2plus1d_18": torch.randn(2, 3, 8, 112, 112, generator=g)}
-    return {name: (net, examples[name]) for name, (net, _) in extractor.networks.items()}
+    return {s.network: (extractor.networks[s.network][0], extractor.example(s)) for s in extractor.specs}
 
 
 def _stage(net: nn.Module) -> nn.Module:
@@ -124,10 +123,10 @@ def _export_stage(module: nn.Module, example: torch.Tensor, path: Path) -> Path:
     return _export(module, (example,), path, ["input"], ["features"], {"input": {0: "batch"}, "features": {0: "batch"}})
 
 
-def export_extractors(extractor, folder: str | Path, names=("vggish", "resnet152", "r2plus1d_18")) -> dict[str, Path]:
+def export_extractors(extractor, folder: str | Path, names=None) -> dict[str, Path]:
     folder = Path(folder)
     return {name: _export_stage(module, example, folder / f"{name}.onnx")
-            for name, (module, example) in extractor_stages(extractor).items() if name in names}
+            for name, (module, example) in extractor_stages(extractor).items() if names is None or name in names}
 
 
 def module_hash(module: nn.Module) -> str:
@@ -144,11 +143,12 @@ def quantize_int8(src: Path, dst: Path) -> Path:
 def cached_extractors(extractor, int8: bool = False) -> dict[str, Path]:
     """The extractors' ONNX files for these exact weights (and their int8 versions)."""
     out = {}
+    reduced = {s.network: s.half for s in extractor.specs}  # VGGish's output is 8-bit already: stays fp32
     for name, (net, example) in _networks(extractor).items():
         path = cache_home() / "onnx" / f"{name}_{module_hash(net)}.onnx"
         if not path.is_file():  # copy the network only when it has to be exported
             _export_stage(_stage(net), example, path)
-        if int8 and name != "vggish":
+        if int8 and reduced[name]:
             quantized = path.with_name(path.stem + "_int8.onnx")
             if not quantized.is_file():
                 quantize_int8(path, quantized)

@@ -7,8 +7,6 @@ from pathlib import Path
 
 import numpy as np
 
-from avvp_stream.head.graph import HEAD_INPUTS, STREAMING_INPUTS
-
 from .base import Backend, Engine, NumpyNetworks
 from .row_cache import RowCache
 
@@ -26,18 +24,19 @@ class OnnxRuntimeBackend(Backend):
         if threads:
             options.intra_op_num_threads = threads
         self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+        self.input_names = [i.name for i in self.session.get_inputs()]  # the features', then (streaming) the cache's
         self.cache = None
         if streaming:
-            shape = self.session.get_inputs()[3].shape  # known: (M, 2, 5d)
+            shape = self.session.get_inputs()[-2].shape  # known: (M, 2, 5d)
             self.cache = RowCache((shape[1], shape[2]), capacity)
 
-    def head(self, audio, video_2d, video_3d, keys=None):
+    def head(self, *inputs, keys=None):
         if self.cache is None:
-            feeds = dict(zip(HEAD_INPUTS, (np.ascontiguousarray(x, dtype=np.float32) for x in (audio, video_2d, video_3d))))
+            feeds = dict(zip(self.input_names, (np.ascontiguousarray(x, dtype=np.float32) for x in inputs)))
             video_prob, snippet_prob = self.session.run(["video_prob", "snippet_prob"], feeds)
             return video_prob, snippet_prob
-        plan = self.cache.plan(audio, video_2d, video_3d, keys)
-        feeds = dict(zip(STREAMING_INPUTS, (*plan.inputs, plan.known, plan.index)))
+        plan = self.cache.plan(*inputs, keys=keys)
+        feeds = dict(zip(self.input_names, (*plan.inputs, plan.known, plan.index)))
         video_prob, snippet_prob, rows = self.session.run(["video_prob", "snippet_prob", "rows"], feeds)
         self.cache.keep(plan, rows)
         return video_prob, snippet_prob

@@ -20,7 +20,7 @@ import numpy as np
 
 @dataclass
 class Plan:
-    inputs: list[np.ndarray]  # audio, video_2d, video_3d of the rows to compute, (N, D)
+    inputs: list[np.ndarray]  # each feature of the rows to compute, (N, D)
     known: np.ndarray  # (M, *row_shape)
     index: np.ndarray  # (B, T) int64 into [known; computed]
     keys: list[Hashable]  # of the rows to compute
@@ -47,13 +47,12 @@ class RowCache:
     def capacity(self) -> int:
         return len(self._table)
 
-    def plan(self, audio: np.ndarray, video_2d: np.ndarray, video_3d: np.ndarray,
-             keys: Sequence[Sequence[Hashable]] | None = None) -> Plan:
-        """(B, T, D) inputs and their snippets' keys (B x T; default: the input bytes) ->
-        the inputs of the rows to compute (N, D), the known rows (M, *row_shape) and
-        ``index`` (B, T) into [known; computed]."""
-        lead = audio.shape[:2]
-        flat = [np.ascontiguousarray(a, dtype=np.float32).reshape(-1, a.shape[-1]) for a in (audio, video_2d, video_3d)]
+    def plan(self, *inputs: np.ndarray, keys: Sequence[Sequence[Hashable]] | None = None) -> Plan:
+        """(B, T, D) inputs, one per feature, and their snippets' keys (B x T; default: the
+        input bytes) -> the inputs of the rows to compute (N, D), the known rows
+        (M, *row_shape) and ``index`` (B, T) into [known; computed]."""
+        lead = inputs[0].shape[:2]
+        flat = [np.ascontiguousarray(a, dtype=np.float32).reshape(-1, a.shape[-1]) for a in inputs]
         if keys is None:
             keys = [row.tobytes() for row in np.concatenate(flat, axis=1)]
         else:

@@ -12,9 +12,6 @@ import numpy as np
 
 from .base import Backend, Engine, NumpyNetworks
 
-INPUTS = ("audio", "video_2d", "video_3d")
-
-
 _stream = None
 
 
@@ -123,8 +120,9 @@ class TensorRTBackend(Backend):
 
         self.runner = EngineRunner(cached_engine(onnx_path, _cache(cache), "han_head", fp16_onnx))
 
-    def head(self, audio, video_2d, video_3d, keys=None):
-        out = self.runner(dict(zip(INPUTS, (audio, video_2d, video_3d))))
+    def head(self, *inputs, keys=None):
+        names = [n for n in self.runner.names if self.runner.is_input[n]]  # the features', in the ONNX order
+        out = self.runner(dict(zip(names, inputs)))
         return out["video_prob"], out["snippet_prob"]
 
 

@@ -16,10 +16,9 @@ class TorchBackend(Backend):
         self.device = torch.device(device)
 
     @torch.inference_mode()
-    def head(self, audio, video_2d, video_3d, keys=None):
-        inputs = [torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
-                  for x in (audio, video_2d, video_3d)]
-        video_prob, _, _, snippet_prob = self.model(*inputs)
+    def head(self, *inputs, keys=None):
+        tensors = [torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device) for x in inputs]
+        video_prob, _, _, snippet_prob = self.model(*tensors)
         return video_prob.float().cpu().numpy(), snippet_prob.float().cpu().numpy()
 
 

@@ -18,6 +18,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from .spec import FeatureSpec
 from .timing import SAMPLE_RATE
 
 WINDOW = 400  # 25 ms
@@ -120,3 +121,23 @@ class VGGish(nn.Module):
         pca = (x - self.pca_means.T) @ self.pca_eigen_vectors.T
         clipped = pca.clamp(QUANT_MIN, QUANT_MAX)
         return torch.floor((clipped - QUANT_MIN) * (255.0 / (QUANT_MAX - QUANT_MIN)))
+
+
+def build(states: dict | None = None, postprocess: bool = True) -> VGGish:
+    net = VGGish(postprocess=postprocess)
+    if states is not None:
+        net.load_release(states["vggish"], states["vggish_pca"])
+    return net
+
+
+def weight_files() -> dict:
+    from .. import weights as W
+
+    return {"vggish": W.VGGISH, "vggish_pca": W.VGGISH_PCA}
+
+
+SPEC = FeatureSpec(
+    name="audio", dim=EMBEDDING_DIM, modality="audio", consumes="audio", count=EXAMPLE_FRAMES * HOP,
+    network="vggish", build=build, prepare=examples, example=(EXAMPLE_FRAMES, MEL_BANDS), weights=weight_files,
+    projection="fc_a", folder="vggish",
+)

@@ -4,7 +4,8 @@ into a per-snippet half and a per-window half so that a stream computes each sni
 half once (``avvp_stream/backends/row_cache.py``, ``StreamingHeadForExport``).
 
 The folds are exact in real arithmetic (fp32 results differ by rounding, about 1e-7):
-- ``fc_fusion(cat(fc_v(v2), fc_st(v3)))`` is affine in (v2, v3): two matrices, one bias.
+- ``fc_fusion(cat(fc_v(v2), fc_st(v3)))`` is affine in (v2, v3): two matrices, one bias
+  (any stream fed by several features likewise: one matrix per feature, one bias).
 - Attention scores ``(x Wq' + bq)(y Wk' + bk)'``: the terms that do not depend on the key
   are the same for every key of a row and cancel in the softmax, leaving
   ``(x A + a) y'`` with ``A = Wq' Wk / sqrt(d)``. The keys need no projection at all.
@@ -47,11 +48,8 @@ class FoldedHead(nn.Module):
         self.fused_pooling = fused_pooling
         layer = model.hat_encoder.layers[0]
         with torch.no_grad():
-            w_fuse_2d, w_fuse_3d = model.fc_fusion.weight[:, :d], model.fc_fusion.weight[:, d:]
-            self.audio = _linear(model.fc_a.weight, model.fc_a.bias)
-            self.video_2d = _linear(w_fuse_2d @ model.fc_v.weight, None)
-            self.video_3d = _linear(w_fuse_3d @ model.fc_st.weight,
-                                    w_fuse_2d @ model.fc_v.bias + w_fuse_3d @ model.fc_st.bias + model.fc_fusion.bias)
+            self.modalities = [spec.modality for spec in model.config.inputs]
+            self.inputs = nn.ModuleList(_fold_inputs(model))
             scores, values, out_bias = [], [], 0
             for mha in (layer.self_attn, layer.cm_attn):
                 w_q, w_k, w_v = mha.in_proj_weight.chunk(3)
@@ -69,9 +67,14 @@ class FoldedHead(nn.Module):
             self.pool = _linear(*model.pooling_projection())
         self.eval()
 
-    def rows(self, audio: Tensor, video_2d: Tensor, video_3d: Tensor) -> Tensor:
-        """(..., D) inputs -> (..., 2, 5d): per modality, x and its four projections."""
-        x = torch.stack([self.audio(audio), self.video_2d(video_2d) + self.video_3d(video_3d)], dim=-2)
+    def rows(self, *inputs: Tensor) -> Tensor:
+        """(..., D) inputs, one per feature -> (..., 2, 5d): per modality, x and its four
+        projections."""
+        streams: dict[str, Tensor] = {}
+        for modality, fold, x in zip(self.modalities, self.inputs, inputs):
+            y = fold(x)
+            streams[modality] = y if modality not in streams else streams[modality] + y
+        x = torch.stack([streams["audio"], streams["visual"]], dim=-2)
         return torch.cat([x, self.project(x)], dim=-1)
 
     def window(self, x: Tensor, q_self: Tensor, q_cross: Tensor, u_self: Tensor, x_other: Tensor,
@@ -86,8 +89,8 @@ class FoldedHead(nn.Module):
         video, _, _, frame_prob = pool(h.transpose(1, 2), self.pool.weight, self.pool.bias)
         return video, frame_prob
 
-    def forward(self, audio: Tensor, video_2d: Tensor, video_3d: Tensor) -> tuple[Tensor, Tensor]:
-        return self.window(*window_inputs(self.rows(audio, video_2d, video_3d)))
+    def forward(self, *inputs: Tensor) -> tuple[Tensor, Tensor]:
+        return self.window(*window_inputs(self.rows(*inputs)))
 
 
 def window_inputs(rows: Tensor) -> tuple[Tensor, ...]:
@@ -105,10 +108,34 @@ class StreamingHeadForExport(nn.Module):
         super().__init__()
         self.head = head
 
-    def forward(self, audio, video_2d, video_3d, known, index):
-        new = self.head.rows(audio, video_2d, video_3d)
+    def forward(self, *args):
+        *inputs, known, index = args  # the features' new rows, then the cache's
+        new = self.head.rows(*inputs)
         video_prob, snippet_prob = self.head.window(*window_inputs(torch.cat([known, new], dim=0)[index]))
         return video_prob, snippet_prob, new
+
+
+def _fold_inputs(model) -> list[nn.Linear]:
+    """Each feature's projection into its stream, through the stream's fusion layer when it
+    has several features (``W_fuse[:, i] (P_i u + p_i)``); a stream's biases summed on its
+    last feature's map."""
+    from ..features.spec import by_modality
+    from ..model import FUSION
+
+    d = model.config.d_model
+    folded: dict[str, nn.Linear] = {}
+    for modality, group in by_modality(model.config.features).items():
+        fuse = getattr(model, FUSION[modality]) if len(group) > 1 else None
+        bias = 0
+        for i, spec in enumerate(group):
+            proj = getattr(model, spec.projection)
+            part = fuse.weight[:, i * d:(i + 1) * d] if fuse is not None else None
+            weight = proj.weight if part is None else part @ proj.weight
+            bias = bias + (proj.bias if part is None else part @ proj.bias)
+            if fuse is not None and i == len(group) - 1:
+                bias = bias + fuse.bias
+            folded[spec.name] = _linear(weight, bias if i == len(group) - 1 else None)
+    return [folded[spec.name] for spec in model.config.inputs]
 
 
 def _linear(weight: Tensor, bias: Tensor | None) -> nn.Linear:

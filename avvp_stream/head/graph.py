@@ -8,10 +8,20 @@ import copy
 import torch
 from torch import nn
 
-HEAD_INPUTS = ("audio", "video_2d", "video_3d")
+from ..features.spec import OFFICIAL, specs
+
 HEAD_OUTPUTS = ("video_prob", "snippet_prob")
-STREAMING_INPUTS = (*HEAD_INPUTS, "known", "index")  # the row cache's graph (onnx_cache.export_streaming_head)
+CACHE_INPUTS = ("known", "index")  # after the features' inputs in the row cache's graph (onnx_cache.export_streaming_head)
 HEAD_FORMAT = "folded-4"  # part of the cache key: a new graph layout never reuses an old file
+
+
+def input_names(model) -> tuple[str, ...]:
+    """The head's inputs: one per feature, named as the feature."""
+    return tuple(model.config.features)
+
+
+def streaming_input_names(model) -> tuple[str, ...]:
+    return (*input_names(model), *CACHE_INPUTS)
 
 
 class HeadForExport(nn.Module):
@@ -22,14 +32,16 @@ class HeadForExport(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, audio, video_2d, video_3d):
-        video_prob, _, _, snippet_prob = self.model(audio, video_2d, video_3d)
+    def forward(self, *inputs):
+        video_prob, _, _, snippet_prob = self.model(*inputs)
         return video_prob, snippet_prob
 
 
-def head_inputs(batch: int = 2, time: int = 10, seed: int = 0, dtype=torch.float32) -> tuple[torch.Tensor, ...]:
+def head_inputs(batch: int = 2, time: int = 10, seed: int = 0, dtype=torch.float32,
+                features=OFFICIAL) -> tuple[torch.Tensor, ...]:
+    """Random (batch, time, D) inputs, one per feature."""
     g = torch.Generator().manual_seed(seed)
-    return tuple(torch.randn(batch, time, d, generator=g).to(dtype) for d in (128, 2048, 512))
+    return tuple(torch.randn(batch, time, s.dim, generator=g).to(dtype) for s in specs(features))
 
 
 def head_module(model) -> nn.Module:
