@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from avvp_stream.errors import AvvpError
-from avvp_stream.features.spec import OFFICIAL, FeatureSpec, specs
+from avvp_stream.features.spec import OFFICIAL, ByName, FeatureSpec, specs
 from avvp_stream.features.timing import pool_frames
 
 from .llp import WeakLabels, video_id
@@ -67,19 +67,13 @@ def load_video(features_dir: Path, filename: str, features=OFFICIAL) -> tuple[np
 
 
 @dataclass
-class PackedSplit:
+class PackedSplit(ByName):
     """A split as contiguous arrays: one (N, T, D) per feature (per-frame features as their
     snippet means), in HAN's input order, and labels (N, C). ``split.audio`` reads one."""
 
     filenames: list[str]
     arrays: dict[str, np.ndarray]
     labels: np.ndarray
-
-    def __getattr__(self, name: str) -> np.ndarray:
-        try:
-            return self.__dict__["arrays"][name]
-        except KeyError:
-            raise AttributeError(name) from None
 
     def __len__(self) -> int:
         return len(self.filenames)

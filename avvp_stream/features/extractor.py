@@ -11,23 +11,17 @@ import torch
 from .. import weights as W
 from ..device import resolve_device
 from ..errors import AvvpError
-from .spec import OFFICIAL, specs
+from .spec import OFFICIAL, ByName, specs
 from .timing import FRAMES_PER_SNIPPET, pool_frames
 
 
 @dataclass
-class Features:
+class Features(ByName):
     """Per-snippet features by name (``spec.py``): (N, D), or (N, k, D) for a per-frame
     feature (k frames per snippet: 8 in the full profile). ``features.audio`` and the like
     read one."""
 
     arrays: dict[str, np.ndarray]
-
-    def __getattr__(self, name: str) -> np.ndarray:
-        try:
-            return self.__dict__["arrays"][name]
-        except KeyError:
-            raise AttributeError(name) from None
 
     def __len__(self) -> int:
         return len(next(iter(self.arrays.values())))

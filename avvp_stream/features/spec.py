@@ -118,6 +118,19 @@ def specs(names=OFFICIAL) -> tuple[FeatureSpec, ...]:
     return tuple(get(n) for n in names)
 
 
+class ByName:
+    """Arrays kept by feature name, ``x.audio`` reading ``x.arrays["audio"]`` (extracted
+    features, the packed split)."""
+
+    arrays: dict
+
+    def __getattr__(self, name: str):
+        try:
+            return self.__dict__["arrays"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
 def by_modality(names=OFFICIAL) -> dict[str, list[FeatureSpec]]:
     out: dict[str, list[FeatureSpec]] = {m: [] for m in MODALITIES}
     for spec in specs(names):
