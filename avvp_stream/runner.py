@@ -108,7 +108,8 @@ def run(config: RunConfig) -> None:
     if not config.live:
         from .sources.file import FileSource
 
-        src = FileSource(config.media, max_seconds=config.duration)
+        # a file no longer than the window is a clip processed whole: LLP's own frames
+        src = FileSource(config.media, max_seconds=config.duration, clip=config.window)
         for line in src.notes:
             note(f"{label}: {line}")
     extractor, parser = _build_models(config)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from avvp_stream.errors import AvvpError
-from avvp_stream.features.timing import nearest_indices
+from avvp_stream.features.timing import FfmpegRate, clip_picks, nearest_indices
 from avvp_stream.sources.clip import decode_clip
 from avvp_stream.sources.file import FileSource
 from avvp_stream.sources.frames import MAX_SHORT_SIDE, reduced_size
@@ -20,29 +20,45 @@ def tone_peak_hz(audio, seconds=1):
     return spectrum.argmax() / seconds
 
 
-def frame_times(path):
+def frame_times(path, durations=False):
     import av
 
     with av.open(str(path)) as c:
-        return np.array([f.time for f in c.decode(video=0)])
+        frames = [(f.time, float(f.duration * f.time_base)) for f in c.decode(video=0)]
+    times = np.array([t for t, _ in frames])
+    return (times, np.array([d for _, d in frames])) if durations else times
 
 
-@pytest.mark.parametrize("rate, layout", [(8000, "mono"), (44100, "stereo"), (48000, "5.1")])
-def test_audio_any_rate_and_layout_becomes_16k_mono(tmp_path, rate, layout):
-    clip = decode_clip(make_media(tmp_path / "a.mp4", 2.0, rate=rate, layout=layout), seconds=2)
-    assert clip.audio.shape == (32000,) and clip.audio.dtype == np.float32
-    assert tone_peak_hz(clip.audio) == pytest.approx(440, abs=2)
-    assert clip.frames.shape == (16, 48, 64, 3) and clip.notes == []
+def official_indices(times, durations, frames):
+    """The decoded frames LLP's extraction would take: ffmpeg's 8 fps, then the even spread."""
+    rate = FfmpegRate()
+    outputs = [j for i, (t, d) in enumerate(zip(times, durations)) for j in rate.push(t, d, i)]
+    return np.array(outputs)[clip_picks(len(outputs), frames)]
 
 
 @pytest.mark.parametrize("vfr", [False, True])
 def test_frames_are_picked_by_timestamp(tmp_path, vfr):
+    """Files: the official rule (a clip processed whole); live's rule on request."""
     path = make_media(tmp_path / "v.mp4", 2.0, fps=25, vfr=vfr)
+    times, durations = frame_times(path, durations=True)
     clip = decode_clip(path, seconds=2)
-    times = frame_times(path)
+    expected = [level_at(times[i]) for i in official_indices(times, durations, 16)]
+    np.testing.assert_allclose(clip.frames.reshape(16, -1).mean(1), expected, atol=1.5)  # H.264 keeps flat grey within a level
+    nearest = np.concatenate([s.frames for s in FileSource(path, frame_rule="nearest")])
     expected = [level_at(times[i]) for i in nearest_indices(times, np.arange(16) / 8)]
-    got = clip.frames.reshape(16, -1).mean(1)
-    np.testing.assert_allclose(got, expected, atol=1.5)  # H.264 keeps flat grey within a level
+    np.testing.assert_allclose(nearest.reshape(16, -1).mean(1), expected, atol=1.5)
+
+
+def test_a_long_file_takes_ffmpegs_frames_second_by_second(tmp_path):
+    """No spread over a file longer than the clip: snippet k gets the 8 fps outputs 8k..8k+7."""
+    path = make_media(tmp_path / "long.mp4", 4.0, fps=30, audio=False)
+    times, durations = frame_times(path, durations=True)
+    rate = FfmpegRate()
+    outputs = [j for i, (t, d) in enumerate(zip(times, durations)) for j in rate.push(t, d, i)]
+    snippets = list(FileSource(path, clip=2))  # 4 s > 2 s: not a clip
+    assert len(snippets) == 4
+    got = np.concatenate([s.frames for s in snippets]).reshape(32, -1).mean(1)
+    np.testing.assert_allclose(got, [level_at(times[i]) for i in outputs[:32]], atol=1.5)
 
 
 def test_missing_streams_become_silence_or_black(tmp_path):

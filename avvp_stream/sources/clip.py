@@ -26,7 +26,7 @@ class Clip:
 
 def decode_clip(path: str | Path, seconds: int = 10) -> Clip:
     path = Path(path)
-    source = FileSource(path, max_seconds=seconds)
+    source = FileSource(path, max_seconds=seconds, clip=seconds)  # LLP's frames for a clip processed whole
     snippets = list(source)
     if source.stopped:
         raise AvvpError(f"{path}: {source.stopped}")

@@ -2,15 +2,18 @@
 
 Audio and video are decoded side by side as far as the next snippet needs, so memory
 stays constant on a two-hour file, and frames are reduced and turned upright as they are
-decoded (``frames``), so it does not depend on the picture size either. Audio of any rate and layout is resampled by FFmpeg
-to 16 kHz mono; frames are picked 8 per second by presentation time (the frame nearest
-to t + k/8), so variable frame rate is safe. A missing stream is fed as silence or black
-frames and said in ``notes``; damage mid-file ends the stream with what decoded and the
-reason in ``stopped``.
+decoded (``frames``), so it does not depend on the picture size either. Audio of any
+rate and layout is resampled by FFmpeg to 16 kHz mono. Frames are picked 8 per second by
+presentation time, as LLP's extraction picked them (``features/timing.py``): ffmpeg's
+8 fps conversion, then, for a clip processed whole, the official even spread over the
+clip; only the frames picked are converted to RGB. A missing stream is fed as silence or
+black frames and said in ``notes``; damage mid-file ends the stream with what decoded and
+the reason in ``stopped``.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,12 +22,21 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AvvpError
-from ..features.timing import FRAMES_PER_SNIPPET, SAMPLE_RATE, NearestFramePicker, snippet_times
+from ..features.timing import (FRAMES_PER_SNIPPET, SAMPLE_RATE, FfmpegRate, NearestFramePicker, clip_picks,
+                               snippet_times)
 from .frames import MAX_SHORT_SIDE, decoded_rgb, frame_rotation, quarter_turns, reduced_size
 
 BLACK_SIZE = (224, 224)
 MIN_LAST_SNIPPET = 0.5  # a trailing partial second becomes a (padded) snippet if this long
 TRUNCATED_BY = 1.0  # decoding ending this much before the declared duration means a cut file
+FRAME_RULES = ("official", "nearest")  # features/timing.py
+
+
+def whole_snippets(seconds: float) -> int:
+    """Snippets ``seconds`` of media make: whole seconds, and a last partial one of at least
+    ``MIN_LAST_SNIPPET``."""
+    whole = int(seconds)
+    return whole + (seconds - whole >= MIN_LAST_SNIPPET)
 
 
 @dataclass
@@ -71,18 +83,45 @@ def _display_turns(container) -> int:
     return quarter_turns(frame_rotation(first)) if first is not None else 0
 
 
+class _Decoded:
+    """A decoded frame, converted to upright RGB only if it is picked (ffmpeg's rule drops
+    most frames of 25-30 fps video), and once however often it is picked."""
+
+    __slots__ = ("frame", "turns", "max_short_side", "_rgb")
+
+    def __init__(self, frame, turns: int, max_short_side: int | None):
+        self.frame, self.turns, self.max_short_side, self._rgb = frame, turns, max_short_side, None
+
+    def rgb(self) -> np.ndarray:
+        if self._rgb is None:
+            self._rgb = decoded_rgb(self.frame, self.turns, self.max_short_side)
+            self.frame = None
+        return self._rgb
+
+
 class FileSource:
-    """Iterate ``Snippet``s of a media file; ``notes`` and ``stopped`` say what was odd."""
+    """Iterate ``Snippet``s of a media file; ``notes`` and ``stopped`` say what was odd.
+
+    ``frame_rule``: ``"official"`` (LLP's: ffmpeg's 8 fps conversion, snippet k gets
+    outputs 8k..8k+7), or ``"nearest"`` (the live rule, for comparisons). ``clip``: a file
+    whose video lasts at most that many seconds is a clip processed whole: its 8 fps
+    outputs are spread over the seconds it covers as the official extraction spread them
+    (``clip_picks``), so a 10 s LLP clip gets exactly LLP's 80 frames."""
 
     def __init__(self, path: str | Path, max_seconds: float | None = None,
-                 max_short_side: int | None = MAX_SHORT_SIDE):
+                 max_short_side: int | None = MAX_SHORT_SIDE, frame_rule: str = "official",
+                 clip: float | None = None):
+        if frame_rule not in FRAME_RULES:
+            raise ValueError(f"frame_rule must be one of {FRAME_RULES}")
         self.path = Path(path)
         self.max_seconds = max_seconds
         self.max_short_side = max_short_side  # None: frames at full resolution
+        self.frame_rule = frame_rule
         with open_media(self.path) as probe:
             self.has_audio = bool(probe.streams.audio)
             self.has_video = bool(probe.streams.video)
             self.header_duration = probe.duration / 1e6 if probe.duration else None
+            self.start = probe.start_time / 1e6 if probe.start_time is not None else 0.0  # ffmpeg's zero
             video = probe.streams.video[0] if probe.streams.video else None
             size = BLACK_SIZE
             if video is not None and video.width:
@@ -101,6 +140,10 @@ class FileSource:
             self.notes.append(f"display matrix: frames turned {90 * self.turns} degrees counter-clockwise")
         self.stopped: str | None = None
         self.decoded_seconds = 0.0
+        # processed whole: the header says it is no longer than ``clip`` (or it is cut there)
+        self.clip = clip if (clip is not None and frame_rule == "official" and (
+            (max_seconds is not None and max_seconds <= clip)
+            or (self.header_duration is not None and self.header_duration <= clip + MIN_LAST_SNIPPET))) else None
         self._black = np.zeros((FRAMES_PER_SNIPPET, *size, 3), np.uint8)  # stand-in frames
 
     def _audio_chunks(self) -> Iterator[np.ndarray]:
@@ -118,26 +161,78 @@ class FileSource:
             except av.error.FFmpegError as exc:
                 self.stopped = f"audio is corrupt after {done:.2f} s ({exc.strerror or exc})"
 
-    def _video_frames(self) -> Iterator[tuple[float, np.ndarray]]:
+    def _video_frames(self) -> Iterator[tuple[float, float, _Decoded]]:
+        """(time from the file's start, duration, frame) in presentation order."""
         av = _av()
         with open_media(self.path) as container:
             stream = container.streams.video[0]
-            start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
-            step = 1.0 / float(stream.average_rate) if stream.average_rate else 0.04
+            rate = stream.guessed_rate or stream.average_rate
+            step = 1.0 / float(rate) if rate else 0.04
             t = 0.0
             try:
                 for frame in container.decode(video=0):
                     if frame.time is None:
                         continue
-                    t = frame.time - start
-                    self.video_end = t + step
-                    yield t, decoded_rgb(frame, self.turns, self.max_short_side)
+                    t = frame.time - self.start
+                    duration = float(frame.duration * frame.time_base) if frame.duration and frame.time_base else step
+                    self.video_end = t + duration
+                    yield t, duration, _Decoded(frame, self.turns, self.max_short_side)
             except av.error.FFmpegError as exc:
                 self.stopped = f"video is corrupt after {t:.2f} s ({exc.strerror or exc})"
 
+    def _video(self) -> Iterator[list | None]:
+        """Each snippet's 8 frames (``_Decoded``), or None when there is no frame at all."""
+        frames = self._video_frames()
+        if self.frame_rule == "nearest":
+            yield from self._nearest(frames)
+        elif self.clip is not None:
+            yield from self._whole_clip(frames)
+        else:
+            yield from self._per_second(frames)
+
+    def _nearest(self, frames) -> Iterator[list | None]:
+        picker = NearestFramePicker((t, f) for t, _, f in frames)
+        for k in itertools.count():
+            picked = [picker.pick(t) for t in snippet_times(k)]
+            self._video_done = picker.ended
+            yield None if picked[0] is None else picked
+
+    def _converted(self, frames, limit: float | None) -> Iterator[_Decoded]:
+        """ffmpeg's 8 fps frames, from the input frames before ``limit`` seconds."""
+        rate = FfmpegRate()
+        for t, duration, frame in frames:
+            if limit is not None and t >= limit:
+                break
+            yield from rate.push(t, duration, frame)
+
+    def _per_second(self, frames) -> Iterator[list | None]:
+        """Snippet k: the 8 fps outputs 8k..8k+7 (a short last second repeats its last)."""
+        outputs = self._converted(frames, self.max_seconds)
+        last = None
+        for k in itertools.count():
+            part = list(itertools.islice(outputs, FRAMES_PER_SNIPPET))
+            self._video_done = len(part) < FRAMES_PER_SNIPPET
+            last = part[-1] if part else last
+            yield None if last is None else part + [last] * (FRAMES_PER_SNIPPET - len(part))
+
+    def _whole_clip(self, frames) -> Iterator[list | None]:
+        """All 8 fps outputs first, then spread over the seconds the video covers."""
+        outputs = []
+        for frame in self._converted(frames, self.clip):
+            frame.rgb()  # reduced now: a clip of 4K frames is not held at 4K
+            outputs.append(frame)
+        self._video_done = True
+        covered = min(int(self.clip), whole_snippets(self.video_end)) if outputs else 0
+        spread = [outputs[i] for i in clip_picks(len(outputs), FRAMES_PER_SNIPPET * covered)] if covered else []
+        last = outputs[-1:] * FRAMES_PER_SNIPPET or None
+        for k in itertools.count():
+            part = spread[FRAMES_PER_SNIPPET * k:FRAMES_PER_SNIPPET * (k + 1)]
+            yield part or last
+
     def __iter__(self) -> Iterator[Snippet]:
         audio_iter = self._audio_chunks() if self.has_audio else None
-        picker = NearestFramePicker(self._video_frames()) if self.has_video else None
+        video = self._video() if self.has_video else None
+        self._video_done = video is None
         self.video_end = 0.0
         pending = np.zeros(0, np.float32)  # decoded samples not yet in a snippet
         decoded = 0  # samples decoded so far
@@ -150,12 +245,10 @@ class FileSource:
                     break
                 pending = np.concatenate([pending, chunk])
                 decoded += chunk.size
-            frames = None
-            if picker is not None:
-                picked = [picker.pick(t) for t in snippet_times(k)]
-                frames = None if picked[0] is None else np.stack(picked)
+            picked = next(video) if video is not None else None
+            frames = None if picked is None else np.stack([f.rgb() for f in picked])
             covered = max(decoded / SAMPLE_RATE, self.video_end) - k
-            streams_done = audio_iter is None and (picker is None or picker.ended)
+            streams_done = audio_iter is None and self._video_done
             if streams_done and covered < MIN_LAST_SNIPPET:
                 break  # nothing, or too little, left of this second
             audio = np.pad(pending[:SAMPLE_RATE], (0, max(0, SAMPLE_RATE - pending.size)))
