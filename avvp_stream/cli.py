@@ -39,7 +39,7 @@ def parse(
     checkpoint: Optional[str] = typer.Option(None, help="HAN checkpoint (ours or the official MMIL_Net.pt). Default: the official one, from the cache or downloaded once."),
     random_weights: bool = typer.Option(False, "--random-weights", help="Every network randomly initialised, no weight files (smoke tests, benchmarks)."),
     device: str = typer.Option("auto", help="torch device: auto, cpu, cuda, cuda:N."),
-    backend: BackendChoice = typer.Option("auto", help="Engine for the HAN head and the feature networks: auto (the fastest available here, printed), torch (eager reference), onnxruntime (CPU), cuda-graph (GPU), tensorrt (GPU; pip install 'avvp-stream[tensorrt]')."),
+    backend: BackendChoice = typer.Option("auto", help="Engine for the HAN head and the feature networks: auto (the fastest available here, printed), torch (eager reference), onnxruntime (CPU), cuda-graph (GPU), tensorrt (GPU, fp32 with TF32; pip install 'avvp-stream[tensorrt]'), tensorrt-fp16 (the head in fp16). auto only takes an engine that passed its check against torch here (avvp-export verify)."),
     window: int = typer.Option(10, help="Snippets per HAN window (trained on 10)."),
     lookahead: Optional[int] = typer.Option(None, help="Snippets after which a snippet's labels are final; provisional labels are printed before. Default: live 0 (final at once); file: labels from full windows only, printed once final."),
     threshold: float = typer.Option(0.5, help="Probability threshold (the official 0.5)."),

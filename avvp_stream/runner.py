@@ -147,6 +147,7 @@ def _check_live_input(config: RunConfig) -> dict:
 def _build_models(config: RunConfig):
     """The feature extractor, the HAN head on its engine, and the online parser."""
 
+    from .backends.base import Workload
     from .backends.registry import choose_trusted
     from .checkpoint import run_model
     from .device import resolve_device
@@ -168,9 +169,10 @@ def _build_models(config: RunConfig):
     else:
         policy = CommitPolicy(config.window, config.lookahead)
     engine = choose_trusted(config.backend, model, extractor.device)  # auto: the fastest verified engine
-    head = engine.head(model, extractor.device)
+    workload = Workload(batch=1 if config.live and config.policy != "lag" else config.batch, window=config.window)
+    head = engine.head(model, extractor.device, workload)
     note(f"HAN head on the {engine.name} backend" + (" (auto)" if config.backend == "auto" else ""))
-    networks = engine.feature_networks(extractor)
+    networks = engine.feature_networks(extractor, workload)
     if networks is not None:
         note(engine.networks_note or f"feature networks on {engine.name} too")
         extractor.use_networks(networks)

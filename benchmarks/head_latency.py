@@ -10,7 +10,9 @@ backend then computes each snippet's rows once (``row_cache``), eager recomputes
 Offline: the 51 windows of a 60 s file fed as the parser feeds a file (snippets in
 batches of 8, each call the windows that ended in it, the row cache kept between calls
 and cleared per file). Pooling: x (N, 10, 2, 512) -> the four
-outputs, forward only, at N = 1 and N = 65536 (on a CPU ``--big`` defaults to 8192).
+outputs, forward only, at N = 1 and N = 65536 (on a CPU ``--big`` defaults to 8192),
+against two floors: reading x once (half a copy of x), and the GEMM of the op's
+projection alone (cuBLAS on a GPU, about 37 FLOP per byte of x: compute bound).
 Also the share of the head spent in the per-snippet input projections, which bounds what
 caching them across overlapping windows could save.
 
@@ -74,7 +76,7 @@ def main() -> None:
 
     reference = None
     backends = {}
-    for name in ("torch", "torch+fused", "onnxruntime", "cuda-graph", "tensorrt"):
+    for name in ("torch", "torch+fused", "onnxruntime", "cuda-graph", "tensorrt", "tensorrt-fp16"):
         base = name.split("+")[0]
         reason = unavailable_reason(base, device.type)
         if reason or (name == "torch+fused" and not built):
@@ -162,15 +164,22 @@ def main() -> None:
             row["torch_ms"] = timed(lambda: ops.reference(xp, w, b), max(20, args.iters // (10 if n > 1 else 1)), sync)[0]
             if built:
                 row["fused_ms"] = timed(lambda: torch.ops.avvp.attentive_pool(xp, w, b), max(20, args.iters // (10 if n > 1 else 1)), sync)[0]
+            # The projection inside the op is a GEMM of (20N, 512) by (512, 75), about 37 FLOP
+            # per byte of x: compute bound, so the GEMM library's time is the other floor.
+            x2 = xp.reshape(-1, 512)
+            row["gemm_ms"] = timed(lambda: torch.addmm(b, x2, w.T), max(20, args.iters // (10 if n > 1 else 1)), sync)[0]
         bytes_moved = xp.numel() * 4 + n * 10 * 2 * 25 * 4 + 3 * n * 25 * 4
         row["bytes"] = bytes_moved
+        row["flops"] = 2 * x2.shape[0] * 512 * 75
+        row["flop_per_byte"] = row["flops"] / bytes_moved
         # The floor: reading x once, measured as half of a copy of x (read + write) on this device.
         scratch = torch.empty_like(xp)
         copy_ms = timed(lambda: scratch.copy_(xp), max(20, args.iters // 10), sync)[0]
         row["bandwidth_floor_ms"] = copy_ms / 2
         results["pooling"][str(n)] = row
         fused = f"fused {row['fused_ms']:.3f} ms ({row['torch_ms'] / row['fused_ms']:.2f}x)" if "fused_ms" in row else "fused: not built"
-        print(f"pooling N={n:6d}: torch {row['torch_ms']:.3f} ms, {fused}; floor (read x once) {copy_ms / 2:.3f} ms")
+        print(f"pooling N={n:6d}: torch {row['torch_ms']:.3f} ms, {fused}; floors: read x once {copy_ms / 2:.3f} ms, "
+              f"the projection's GEMM alone {row['gemm_ms']:.3f} ms ({row['flop_per_byte']:.0f} FLOP/byte)")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1) + "\n")
 

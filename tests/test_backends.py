@@ -13,6 +13,7 @@ import torch
 
 from avvp_stream.backends import create
 from avvp_stream.backends import pick_auto
+from avvp_stream.backends.base import Workload
 from avvp_stream.errors import AvvpError
 from avvp_stream.model import HAN
 from avvp_stream.parser import CommitPolicy, OnlineParser
@@ -98,14 +99,22 @@ def test_engine_cache_keys_and_staleness(tmp_path):
     assert te.make_key(onnx, "NVIDIA H100 80GB HBM3", "9.0", "10.13.0", "fp32").digest != key.digest
 
 
-def test_engine_profiles_cover_the_dynamic_axes():
+def test_engine_profiles_cover_the_dynamic_axes(tmp_path):
     from avvp_stream.backends import tensorrt_build as te
+
+    onnx_file = tmp_path / "head.onnx"
+    onnx_file.write_bytes(b"model")
 
     assert te.profile_shapes((-1, -1, 128), te.HEAD_PROFILE) == ((1, 1, 128), (1, 10, 128), (64, 64, 128))
     assert te.profile_shapes((-1, 3, 224, 224), te.EXTRACTOR_PROFILE) == (
         (1, 3, 224, 224), (8, 3, 224, 224), (64, 3, 224, 224))
     with pytest.raises(ValueError, match="does not cover"):
         te.profile_shapes((-1, -1, 128), te.EXTRACTOR_PROFILE)
+    # tuned for what the run sends: a file's 8 windows, ResNet's 64 frames per call
+    assert te.profile_shapes((-1, -1, 128), te.head_profile(8, 10))[1] == (8, 10, 128)
+    assert te.profile_shapes((-1, 3, 224, 224), te.extractor_profile(64))[1] == (64, 3, 224, 224)
+    live, offline = (te.make_key(onnx_file, "GPU", "9.0", "10.13.0", "fp32", te.head_profile(b, 10)) for b in (1, 8))
+    assert live.digest != offline.digest  # two engines, each tuned for its own run
 
 
 @pytest.mark.gpu
@@ -198,19 +207,20 @@ class Float64Engine:
             def __init__(self, model, engine):
                 self.model, self.engine = copy.deepcopy(model).double().cpu().eval(), engine
 
-            def head(self, audio, video_2d, video_3d, keys=None):
+            def head(self, *inputs, keys=None):
                 self.engine.calls += 1
                 with torch.no_grad():
-                    video, _, _, snippet = self.model(*(torch.from_numpy(np.asarray(x, np.float64))
-                                                        for x in (audio, video_2d, video_3d)))
+                    video, _, _, snippet = self.model(*(torch.from_numpy(np.asarray(x, np.float64)) for x in inputs))
                 return video.float().numpy(), snippet.float().numpy()
 
         class _Float64(Engine):
             name = "float64-test"
             tolerance = 1e-5
             calls = 0
+            workloads: list = []
 
-            def head(self, model, device):
+            def head(self, model, device, workload=None):
+                self.workloads.append(workload)
                 return Head(model, self)
 
         return _Float64()
@@ -244,10 +254,49 @@ def test_a_new_engine_is_one_registration(model, tmp_path, capsys):
         clip = make_media(tmp_path / "clip.mp4", 2.0, size=(32, 32))
         run(RunConfig(media=clip, backend="float64-test", random_weights=True, device="cpu", output_format="jsonl"))
         assert engine.calls > calls
+        assert engine.workloads[-1] == Workload(batch=8, window=10)  # what a file sends, said before the first snippet
         assert sum('"kind": "snippet"' in line for line in capsys.readouterr().out.splitlines()) == 2
     finally:
         unregister("float64-test")
     assert "float64-test" not in ENGINES
+
+
+def test_the_workload_names_the_shapes_a_run_sends():
+    """The head shapes CUDA graphs capture at warm-up and TensorRT's profiles are built
+    for, and the extractor's call sizes, are the ones the parser and extractor send."""
+    from avvp_stream.features.extractor import FeatureExtractor
+
+    assert Workload(1, 10).head_shapes() == [(1, t) for t in range(1, 11)]
+    assert Workload(8, 10).head_shapes()[-1] == (8, 10)
+    from avvp_stream.backends import Backend
+
+    parser_shapes = set()
+
+    class Recorder(Backend):
+        def head(self, *inputs, keys=None):
+            parser_shapes.add(inputs[0].shape[:2])
+            b, t = inputs[0].shape[:2]
+            return np.zeros((b, 25), np.float32), np.zeros((b, t, 2, 25), np.float32)
+
+    parser = OnlineParser(Recorder(), CommitPolicy(10, 0))
+    for _ in range(14):
+        parser.insert_snippet(np.zeros(128), np.zeros(2048), np.zeros(512))
+        parser.process()
+    assert parser_shapes == set(Workload(1, 10).head_shapes())  # live: one window per snippet
+    fx = FeatureExtractor(device="cpu", random_weights=True, frame_batch=16)
+    sizes = {spec.network: fx.call_sizes(spec, 8) for spec in fx.specs}
+    assert sizes == {"vggish": [8], "resnet152": [16], "r2plus1d_18": [2]}
+    x = [np.random.default_rng(0).integers(0, 255, (8, 8, 24, 32, 3), dtype=np.uint8)]
+    seen = {}
+
+    class Sizes:
+        def run(self, name, t):
+            seen.setdefault(name, set()).add(len(t))
+            return torch.zeros(len(t), {"vggish": 128, "resnet152": 2048, "r2plus1d_18": 512}[name])
+
+    fx.use_networks(Sizes())
+    fx.snippets(np.zeros((8, 16000), np.float32), x[0])
+    assert {k: sorted(v) for k, v in seen.items()} == sizes
 
 
 def test_onnxruntime_engine_verifies_itself(model):

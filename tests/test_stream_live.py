@@ -103,7 +103,7 @@ def test_live_bad_input_is_one_line(tmp_path, args, fragment):
 @pytest.mark.parametrize("option, value, choices", [
     ("--source", "tv", ["file", "webcam", "camera", "mic"]),
     ("--policy", "fast", ["skip", "lag"]),
-    ("--backend", "jax", ["auto", "torch", "onnxruntime", "cuda-graph", "tensorrt"]),
+    ("--backend", "jax", ["auto", "torch", "onnxruntime", "cuda-graph", "tensorrt", "tensorrt-fp16"]),
     ("--format", "docx", ["auto", "table", "jsonl", "tsv", "srt", "vtt"]),
 ])
 def test_choices_are_listed_in_help_and_checked_by_typer(option, value, choices):

@@ -32,6 +32,23 @@ class Backend(ABC):
         ...
 
 
+@dataclass(frozen=True)
+class Workload:
+    """What a run will send: ``batch`` snippets per extractor call and windows per head
+    call (a file's ``--batch``; live input 1), windows of ``window`` snippets. Engines that
+    specialise per shape prepare for it before the first snippet: CUDA graphs are captured
+    at warm-up, TensorRT's optimisation shapes are these."""
+
+    batch: int = 1
+    window: int = 10
+
+    def head_shapes(self) -> list[tuple[int, int]]:
+        """(windows, snippets) per head call: one window of each length as a stream starts,
+        then ``batch`` full windows (other shapes, such as a file's last batch, are rarer)."""
+        full = [(self.batch, self.window)] if self.batch > 1 else []
+        return [*((1, t) for t in range(1, self.window + 1)), *full]
+
+
 @dataclass
 class Verification:
     """How an engine's head compared with the torch reference on fixed random inputs."""
@@ -75,10 +92,10 @@ class Engine(ABC):
         return None
 
     @abstractmethod
-    def head(self, model, device) -> Backend:
-        """The HAN head of ``model`` (a HAN) on this engine."""
+    def head(self, model, device, workload: Workload | None = None) -> Backend:
+        """The HAN head of ``model`` (a HAN) on this engine, prepared for ``workload``."""
 
-    def feature_networks(self, extractor):
+    def feature_networks(self, extractor, workload: Workload | None = None):
         """The extractor's networks on this engine: an object with ``run(name, tensor) ->
         tensor`` (names as ``extractor.networks``), or None to keep the extractor's own
         eager networks."""

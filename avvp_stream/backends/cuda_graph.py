@@ -43,7 +43,7 @@ def capture(fn, static_in: list[torch.Tensor], stream: torch.cuda.Stream, pool=N
 class CudaGraphBackend(Backend):
     name = "cuda-graph"
 
-    def __init__(self, model, device):
+    def __init__(self, model, device, workload=None):
         from avvp_stream.head import fused_pool as ops
         from avvp_stream.head.folded import FoldedHead, can_fold
         from avvp_stream.head.graph import HeadForExport
@@ -59,6 +59,8 @@ class CudaGraphBackend(Backend):
             self.head_module = HeadForExport(model)  # the two outputs the parser needs
         self._graphs: OrderedDict[tuple[int, int], tuple] = OrderedDict()  # least recently used first
         self._stream = torch.cuda.Stream(self.device)
+        for shape in (workload.head_shapes() if workload else ()):  # warm-up: no capture in the live loop
+            self._capture(*shape)
 
     def _capture(self, b: int, t: int):
         dims = [spec.dim for spec in self.config.inputs]
@@ -90,12 +92,17 @@ class CudaGraphExtractors:
     one stream and each output is copied out right after its replay, before another graph
     can reuse that memory."""
 
-    def __init__(self, extractor):
+    def __init__(self, extractor, workload=None):
         self.device = extractor.device
         self.networks = extractor.networks
         self._graphs: OrderedDict[tuple, tuple] = OrderedDict()  # least recently used first
         self._pool = torch.cuda.graph_pool_handle()
         self._stream = torch.cuda.Stream(self.device)
+        if workload is not None:  # warm-up: each network at the input sizes the run will send
+            for spec in extractor.specs:
+                for size in extractor.call_sizes(spec, workload.batch):
+                    x = extractor.example(spec, size).to(self.device, extractor.input_dtype(spec))
+                    self._capture(spec.network, x)
 
     def _capture(self, name: str, x: torch.Tensor):
         net, fmt = self.networks[name]
@@ -129,8 +136,8 @@ class CudaGraphEngine(Engine):
     def unavailable(self, device_type: str) -> str | None:
         return None if device_type == "cuda" else "cuda-graph needs a CUDA GPU (use --device cuda)"
 
-    def head(self, model, device) -> Backend:
-        return CudaGraphBackend(model, device)
+    def head(self, model, device, workload=None) -> Backend:
+        return CudaGraphBackend(model, device, workload)
 
-    def feature_networks(self, extractor):
-        return CudaGraphExtractors(extractor) if extractor.device.type == "cuda" else None
+    def feature_networks(self, extractor, workload=None):
+        return CudaGraphExtractors(extractor, workload) if extractor.device.type == "cuda" else None

@@ -76,11 +76,12 @@ def state_hash(model) -> str:
     return _weights_digest(model, repr(model.config) + HEAD_FORMAT)
 
 
-def cached_head(model) -> Path:
-    """The head's ONNX file for this exact model (config + weights), exported on first use."""
-    path = cache_home() / "onnx" / f"han_head_{state_hash(model)}.onnx"
+def cached_head(model, fp16: bool = False) -> Path:
+    """The head's ONNX file for this exact model (config + weights), exported on first use;
+    ``fp16``: in half precision (what the fp16 TensorRT engine is built from)."""
+    path = cache_home() / "onnx" / f"han_head_{state_hash(model)}{'_fp16' if fp16 else ''}.onnx"
     if not path.is_file():
-        export_head(model, path)
+        export_head(model, path, fp16=fp16)
     return path
 
 

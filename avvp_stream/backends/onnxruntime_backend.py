@@ -75,7 +75,7 @@ class OnnxRuntimeEngine(Engine):
     def unavailable(self, device_type: str) -> str | None:
         return self.missing("onnxruntime", "onnx")
 
-    def head(self, model, device) -> Backend:
+    def head(self, model, device, workload=None) -> Backend:
         from avvp_stream.backends.onnx_cache import cached_head, cached_streaming_head  # once per checkpoint
         from avvp_stream.head.folded import can_fold
 
@@ -83,7 +83,7 @@ class OnnxRuntimeEngine(Engine):
             return OnnxRuntimeBackend(cached_streaming_head(model), streaming=True)
         return OnnxRuntimeBackend(cached_head(model))
 
-    def feature_networks(self, extractor, int8: bool = False):
+    def feature_networks(self, extractor, workload=None, int8: bool = False):
         # 1.2-1.6x faster than torch on a CPU (benchmarks/stream_latency.py); a GPU keeps torch
         if extractor.device.type != "cpu":
             return None

@@ -11,9 +11,10 @@ import importlib
 from ..errors import AvvpError
 from .base import Backend, Engine
 
-# Fastest first, for auto (benchmarks/head_latency.py): on a GPU TensorRT, then CUDA
-# graphs; on a CPU ONNX Runtime (the folded head with its row cache); torch runs anywhere.
+# Fastest first, for auto (benchmarks/head_latency.py): on a GPU TensorRT (fp16, then
+# fp32; each only once verified), then CUDA graphs; on a CPU ONNX Runtime (the folded head with its row cache); torch runs anywhere.
 ENGINES: dict[str, str | Engine] = {
+    "tensorrt-fp16": "tensorrt_backend:TensorRTFp16Engine",
     "tensorrt": "tensorrt_backend:TensorRTEngine",
     "cuda-graph": "cuda_graph:CudaGraphEngine",
     "onnxruntime": "onnxruntime_backend:OnnxRuntimeEngine",

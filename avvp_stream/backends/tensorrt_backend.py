@@ -1,8 +1,12 @@
-"""TensorRT engines of the HAN head and of the three feature networks, run with pycuda on
-the primary CUDA context (so they can share a process with torch) and without importing
-torch: named tensors, ``execute_async_v3``, pinned host buffers, one stream. UNTESTED
-HERE (no TensorRT can be installed on this project's machines); see
-tensorrt_build.py."""
+"""TensorRT engines of the HAN head and of the feature networks, run with pycuda on the
+primary CUDA context (so they can share a process with torch) and without importing torch
+(the runner): named tensors, ``execute_async_v3``, one stream. The head is fed from pinned
+host buffers (its inputs are the parser's numpy arrays); the feature networks are fed
+the extractor's CUDA tensors by device pointer, with no host round trip
+(``DeviceNetworks``, the one place that touches torch, and only when an extractor runs).
+Two engines: ``tensorrt`` (fp32, TF32 allowed) and ``tensorrt-fp16`` (the head built from
+the fp16 ONNX head); ``auto`` takes the fastest that passes its verification. UNTESTED
+HERE (no TensorRT can be installed on this project's machines); see tensorrt_build.py."""
 
 from __future__ import annotations
 
@@ -77,6 +81,22 @@ class EngineRunner:
         first = next(n for n in self.names if self.is_input[n])
         return int(self.engine.get_tensor_profile_shape(first, 0)[2][0])
 
+    def set_shapes(self, input_shapes: dict[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
+        """Set the inputs' shapes (each checked) -> the outputs' shapes."""
+        for name, shape in input_shapes.items():
+            if not self.context.set_input_shape(name, shape):
+                raise RuntimeError(f"TensorRT refused the shape {shape} for {name!r} (outside the engine's "
+                                   f"profile, max batch {self.max_batch})")
+        return {n: tuple(self.context.get_tensor_shape(n)) for n in self.names if not self.is_input[n]}
+
+    def enqueue(self, addresses: dict[str, int]) -> None:
+        """Run on the shared stream with every tensor at the given device address (shapes
+        set by ``set_shapes``); the caller synchronises."""
+        for name, address in addresses.items():
+            self.context.set_tensor_address(name, int(address))
+        if not self.context.execute_async_v3(stream_handle=self.stream.handle):
+            raise RuntimeError("TensorRT execution failed")
+
     def __call__(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         n = len(next(iter(feeds.values())))
         parts = [self._run({k: v[s] for k, v in feeds.items()}) for s in batch_slices(n, self.max_batch)]
@@ -84,22 +104,18 @@ class EngineRunner:
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         cuda = self._cuda
+        out_shapes = self.set_shapes({name: array.shape for name, array in feeds.items()})
+        addresses = {}
         for name, array in feeds.items():
             host, dev = self._buffer(name, array.shape)
             host[...] = array  # cast to the engine's input type (fp16 engines take fp16)
             cuda.memcpy_htod_async(dev, host, self.stream)
-            if not self.context.set_input_shape(name, array.shape):
-                raise RuntimeError(f"TensorRT refused the shape {array.shape} for {name!r} (outside the engine's "
-                                   f"profile, max batch {self.max_batch})")
-            self.context.set_tensor_address(name, int(dev))
+            addresses[name] = dev
         outputs = {}
-        for name in self.names:
-            if not self.is_input[name]:
-                host, dev = self._buffer(name, tuple(self.context.get_tensor_shape(name)))
-                self.context.set_tensor_address(name, int(dev))
-                outputs[name] = host
-        if not self.context.execute_async_v3(stream_handle=self.stream.handle):
-            raise RuntimeError("TensorRT execution failed")
+        for name, shape in out_shapes.items():
+            host, addresses[name] = self._buffer(name, shape)
+            outputs[name] = host
+        self.enqueue(addresses)
         for name, host in outputs.items():
             cuda.memcpy_dtoh_async(host, self._buffers[name][1], self.stream)
         self.stream.synchronize()
@@ -115,10 +131,12 @@ def _cache(cache: Path | None) -> Path:
 class TensorRTBackend(Backend):
     name = "tensorrt"
 
-    def __init__(self, onnx_path: str | Path, cache: Path | None = None, fp16_onnx: bool = False):
-        from avvp_stream.backends.tensorrt_build import cached_engine
+    def __init__(self, onnx_path: str | Path, cache: Path | None = None, fp16_onnx: bool = False,
+                 profile: dict | None = None):
+        from avvp_stream.backends.tensorrt_build import HEAD_PROFILE, cached_engine
 
-        self.runner = EngineRunner(cached_engine(onnx_path, _cache(cache), "han_head", fp16_onnx))
+        self.runner = EngineRunner(cached_engine(onnx_path, _cache(cache), "han_head", fp16_onnx,
+                                                 profile or HEAD_PROFILE))
 
     def head(self, *inputs, keys=None):
         names = [n for n in self.runner.names if self.runner.is_input[n]]  # the features', in the ONNX order
@@ -127,41 +145,87 @@ class TensorRTBackend(Backend):
 
 
 class TensorRTExtractors:
-    """The three feature networks as TensorRT engines built from their ONNX files (the
-    extractor's ``engine``: ``run(name, array) -> array``, like ONNX Runtime's)."""
+    """The feature networks as TensorRT engines built from their ONNX files (``run(name,
+    array) -> array``, like ONNX Runtime's). ``profiles``: each network's, by name."""
 
-    def __init__(self, onnx_paths: dict[str, Path], cache: Path | None = None):
+    def __init__(self, onnx_paths: dict[str, Path], cache: Path | None = None, profiles: dict | None = None):
         from avvp_stream.backends.tensorrt_build import EXTRACTOR_PROFILE, cached_engine
 
         self.runners = {name: EngineRunner(cached_engine(path, _cache(cache), name, "fp16" in Path(path).stem,
-                                                         EXTRACTOR_PROFILE))
+                                                         (profiles or {}).get(name, EXTRACTOR_PROFILE)))
                         for name, path in onnx_paths.items()}
 
     def run(self, name: str, x: np.ndarray) -> np.ndarray:
         return self.runners[name]({"input": x})["features"]
 
 
+class DeviceNetworks:
+    """The feature networks' engines fed the extractor's CUDA tensors where they lie: the
+    input's device pointer in, a CUDA tensor's out, no host round trip (a ResNet chunk of 64
+    frames is 38 MB in fp32, each way, otherwise). The engines run on the shared stream,
+    after torch's stream has finished the preprocessing that made the input, and torch
+    reads the output after the shared stream has written it."""
+
+    def __init__(self, runners: dict[str, EngineRunner]):
+        self.runners = runners
+
+    def run(self, name: str, x):
+        import torch
+
+        runner = self.runners[name]
+        types = {np.dtype(np.float32): torch.float32, np.dtype(np.float16): torch.float16}
+        x = x.to(dtype=types[runner.dtypes["input"]]).contiguous()
+        torch.cuda.current_stream(x.device).synchronize()  # x is written
+        outputs = []
+        for part in (x[s] for s in batch_slices(len(x), runner.max_batch)):
+            shape = runner.set_shapes({"input": tuple(part.shape)})["features"]
+            out = torch.empty(shape, dtype=types[runner.dtypes["features"]], device=x.device)
+            runner.enqueue({"input": part.data_ptr(), "features": out.data_ptr()})
+            outputs.append(out)
+        runner.stream.synchronize()  # every output is written before torch reads one
+        return torch.cat(outputs).float()
+
+
 class TensorRTEngine(Engine):
-    """TensorRT engines of the head and the three feature networks (built from their ONNX
-    files, cached per GPU and TensorRT version)."""
+    """TensorRT engines of the head and the feature networks (built from their ONNX
+    files, cached per GPU, TensorRT version and profile)."""
 
     name = "tensorrt"
     extra = "tensorrt"
     tolerance = 1e-3  # TF32 may be used for the fp32 engines
     precision = "fp32 (TF32 allowed)"
+    fp16_head = False
     networks_note = "feature networks as TensorRT engines too (built once per GPU into the cache)"
 
     def unavailable(self, device_type: str) -> str | None:
         if device_type != "cuda":
-            return "tensorrt needs a CUDA GPU (use --device cuda)"
+            return f"{self.name} needs a CUDA GPU (use --device cuda)"
         return self.missing("tensorrt", "pycuda")
 
-    def head(self, model, device) -> Backend:
+    def head(self, model, device, workload=None) -> Backend:
         from avvp_stream.backends.onnx_cache import cached_head
+        from avvp_stream.backends.tensorrt_build import head_profile
 
-        return TensorRTBackend(cached_head(model))
+        profile = head_profile(workload.batch, workload.window) if workload else None
+        return TensorRTBackend(cached_head(model, fp16=self.fp16_head), fp16_onnx=self.fp16_head, profile=profile)
 
-    def feature_networks(self, extractor):
+    def feature_networks(self, extractor, workload=None):
         from avvp_stream.backends.onnx_cache import cached_extractors
+        from avvp_stream.backends.tensorrt_build import extractor_profile
 
-        return NumpyNetworks(TensorRTExtractors(cached_extractors(extractor)))
+        batch = workload.batch if workload else 1
+        profiles = {spec.network: extractor_profile(max(extractor.call_sizes(spec, batch))) for spec in extractor.specs}
+        engines = TensorRTExtractors(cached_extractors(extractor), profiles=profiles)
+        if extractor.device.type == "cuda":
+            return DeviceNetworks(engines.runners)
+        return NumpyNetworks(engines)
+
+
+class TensorRTFp16Engine(TensorRTEngine):
+    """The head as an fp16 TensorRT engine (from the fp16 ONNX head: weights and inputs in
+    half precision); the feature networks as ``tensorrt``'s."""
+
+    name = "tensorrt-fp16"
+    tolerance = 1e-2  # probabilities; fp16 keeps about 3 decimal digits
+    precision = "fp16"
+    fp16_head = True

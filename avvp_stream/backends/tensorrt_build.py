@@ -20,10 +20,23 @@ from pathlib import Path
 
 from ..paths import atomic_write  # no torch there either
 
-# Optimization profiles: (min, opt, max) of each dynamic axis. The head's opt is the
-# live case (one window of 10); an extractor's batch is frames, clips or examples per call.
-HEAD_PROFILE = {"batch": (1, 1, 64), "time": (1, 10, 64)}
-EXTRACTOR_PROFILE = {"batch": (1, 8, 64)}
+# Optimization profiles: (min, opt, max) of each dynamic axis. TensorRT tunes its kernels
+# for opt, so opt is what the run sends (``Workload``): the head's windows per call (live
+# 1, a file its --batch) of its window length; an extractor's inputs per call (frames,
+# clips or examples). A live run and a file run therefore build different engines.
+MAX_BATCH = 64
+HEAD_PROFILE = {"batch": (1, 1, MAX_BATCH), "time": (1, 10, 64)}
+EXTRACTOR_PROFILE = {"batch": (1, 8, MAX_BATCH)}
+
+
+def head_profile(batch: int = 1, window: int = 10) -> dict:
+    """The head's profile for ``batch`` windows of ``window`` snippets per call."""
+    return {"batch": (1, batch, max(MAX_BATCH, batch)), "time": (1, window, max(64, window))}
+
+
+def extractor_profile(opt: int) -> dict:
+    """A feature network's profile, tuned for ``opt`` inputs per call."""
+    return {"batch": (1, opt, max(MAX_BATCH, opt))}
 BUILDER_SETTINGS = {"workspace_bytes": 1 << 30, "fp16": "strongly typed from fp16 ONNX", "tf32": "default (allowed)"}
 
 

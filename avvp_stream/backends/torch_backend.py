@@ -28,5 +28,5 @@ class TorchEngine(Engine):
     name = "torch"
     tolerance = 0.0
 
-    def head(self, model, device) -> Backend:
+    def head(self, model, device, workload=None) -> Backend:
         return TorchBackend(model, device)

@@ -159,13 +159,14 @@ class FeatureExtractor:
         g = torch.Generator().manual_seed(0)
         return torch.randn(batch, *spec.example, generator=g)
 
-    def _dtype(self, spec) -> torch.dtype:
+    def input_dtype(self, spec) -> torch.dtype:
+        """What ``spec``'s network takes here: fp16 on a GPU where the spec allows."""
         return torch.float16 if self.half and spec.half else torch.float32
 
     def prepare(self, spec, frames: torch.Tensor) -> torch.Tensor:
         """uint8 (N, 8, H, W, 3) -> the network inputs of a frames feature."""
         chosen = frames[:, torch.as_tensor(self.subsets[spec.name], device=frames.device)]
-        return spec.prepare(chosen).to(self._dtype(spec))
+        return spec.prepare(chosen).to(self.input_dtype(spec))
 
     def _prepare(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
         """uint8 (N, 8, H, W, 3) -> each frames feature's network inputs. A few snippets at
@@ -199,6 +200,13 @@ class FeatureExtractor:
             return max(1, n)
         per_input = 1 if spec.per_frame else len(self.subsets[spec.name])
         return max(1, self.frame_batch // per_input)
+
+    def call_sizes(self, spec, snippets: int) -> list[int]:
+        """The input batch sizes of ``spec``'s network calls for ``snippets`` snippets (the
+        shapes engines that specialise per shape prepare for)."""
+        n = snippets * (len(self.subsets[spec.name]) if spec.per_frame else 1)
+        chunk = self.chunk(spec, n)
+        return sorted({min(chunk, n - i) for i in range(0, n, chunk)})
 
     def run(self, spec, x: torch.Tensor) -> torch.Tensor:
         """One feature's network over its prepared inputs -> (inputs, D) float32."""
