@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 
 from .backends.registry import BACKENDS
-from .errors import run_cli
+from .errors import AvvpError, run_cli
 from .pacing import POLICIES
 from .runner import OUTPUT_FORMATS, SOURCES
 
@@ -39,7 +39,7 @@ def parse(
     checkpoint: Optional[str] = typer.Option(None, help="HAN checkpoint (ours or the official MMIL_Net.pt). Default: the official one, from the cache or downloaded once."),
     random_weights: bool = typer.Option(False, "--random-weights", help="Every network randomly initialised, no weight files (smoke tests, benchmarks)."),
     device: str = typer.Option("auto", help="torch device: auto, cpu, cuda, cuda:N."),
-    backend: BackendChoice = typer.Option("auto", help="Engine for the HAN head and the feature networks: auto (the fastest available here, printed), torch (eager reference), onnxruntime (CPU), cuda-graph (GPU), tensorrt (GPU, fp32 with TF32; pip install 'avvp-stream[tensorrt]'), tensorrt-fp16 (the head in fp16). auto only takes an engine that passed its check against torch here (avvp-export verify)."),
+    backend: BackendChoice = typer.Option("auto", help="Engine for the HAN head and the feature networks: auto (the fastest available here, printed), torch (eager reference), onnxruntime (CPU), cuda-graph (GPU), tensorrt (GPU, fp32 with TF32; the 'tensorrt' extra), tensorrt-fp16 (the head in fp16). auto only takes an engine that passed its check against torch here (avvp-export verify)."),
     window: int = typer.Option(10, help="Snippets per HAN window (trained on 10)."),
     lookahead: Optional[int] = typer.Option(None, help="Snippets after which a snippet's labels are final; provisional labels are printed before. Default: live 0 (final at once); file: labels from full windows only, printed once final."),
     threshold: float = typer.Option(0.5, help="Probability threshold (the official 0.5)."),
@@ -62,7 +62,48 @@ def parse(
                   queue=queue, freeze_seconds=freeze_seconds, batch=batch))
 
 
+batch_app = typer.Typer(add_completion=False, no_args_is_help=True,
+                        help="Parse many files offline, one output per video (avvp-stream batch INPUTS --out DIR).")
+BatchFormat = _choices("BatchFormat", tuple(f for f in OUTPUT_FORMATS if f not in ("auto", "table")))
+
+
+@batch_app.command()
+def batch(
+    inputs: str = typer.Argument(..., help="A folder of media files, a glob ('videos/**/*.mp4', quoted), or a text file listing one path a line."),
+    out: Path = typer.Option(..., "--out", help="Output folder: <name>.<format> and <name>.events.tsv per video, events.tsv for the whole collection (LLP's evaluation columns), failures.jsonl."),
+    ray: bool = typer.Option(False, "--ray", help="Run on Ray Data, on a local Ray instance (127.0.0.1 only, no dashboard). Needs the 'ray' extra (the error says how to install it)."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Run on the Ray cluster at this address (ray start --head on the head node; implies --ray). Keep clusters on a trusted private network."),
+    output_format: BatchFormat = typer.Option("jsonl", "--format", help="Per-video output: jsonl, tsv, srt or vtt."),
+    checkpoint: Optional[str] = typer.Option(None, help="HAN checkpoint (default: the official one)."),
+    random_weights: bool = typer.Option(False, "--random-weights", help="Every network randomly initialised (smoke tests)."),
+    device: str = typer.Option("auto", help="torch device: auto, cpu, cuda, cuda:N."),
+    backend: BackendChoice = typer.Option("auto", help="Engine for the head and the feature networks (as avvp-stream's)."),
+    window: int = typer.Option(10, help="Snippets per HAN window (trained on 10)."),
+    threshold: float = typer.Option(0.5, help="Probability threshold (the official 0.5)."),
+    classes: Optional[str] = typer.Option(None, help="Comma-separated class names to report (default: all 25)."),
+    batch_size: int = typer.Option(4, "--batch", help="Videos (or 32 s pieces of long ones) per batch through the feature networks."),
+):
+    """Parse every input offline with full windows, as avvp-stream FILE does, batching videos through the networks. A rerun skips finished videos; a bad file goes to failures.jsonl and the run goes on (exit 1 if any failed); Ctrl-C keeps what was written and exits 130."""
+    from .collection import parse_collection
+    from .runner import RunConfig
+
+    if window < 1 or batch_size < 1:
+        raise AvvpError("--window and --batch must be >= 1")
+    keep = RunConfig(media=Path("."), classes=classes).keep if classes else None
+    summary = parse_collection(inputs, out, fmt=output_format.value, checkpoint=checkpoint, random_weights=random_weights,
+                               device=device, backend=backend.value, window=window, batch=batch_size,
+                               threshold=threshold, keep=keep, ray_address=ray_address or ("local" if ray else None))
+    typer.echo(summary.line(), err=True)
+    return 1 if summary.failed else 0
+
+
 def main() -> None:
+    import sys
+
+    if sys.argv[1:2] == ["batch"]:  # avvp-stream batch ...: the collection command
+        sys.argv = [sys.argv[0], *sys.argv[2:]]
+        run_cli(batch_app, "avvp-stream batch")
+        return
     run_cli(app, "avvp-stream")
 
 

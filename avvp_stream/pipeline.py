@@ -11,7 +11,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from .events import EventTracker
-from .features.extractor import FeatureExtractor
+from .features.extractor import FeatureExtractor, Features
 from .parser import OnlineParser, SnippetId, SnippetResult
 from .sources.file import Snippet
 
@@ -89,14 +89,27 @@ def parse_snippets(batches: Iterable[Sequence[Snippet]], extractor: FeatureExtra
                    tracker: EventTracker | None = None) -> int:
     """Parse every batch; returns the number of snippets parsed. Whatever stops the loop
     (end, error, Ctrl-C), what was parsed is flushed and open events are ended."""
+
+    def features():
+        for batch in batches:
+            feats = extractor.snippets(np.stack([s.audio for s in batch]), np.stack([s.frames for s in batch]))
+            yield [SnippetId(s.index, s.start, s.captured_at) for s in batch], feats
+
+    return parse_features(features(), parser, writer, keep=keep, provisional=provisional, tracker=tracker)
+
+
+def parse_features(batches: Iterable[tuple[Sequence[SnippetId], Features]], parser: OnlineParser, writer, *,
+                   keep: np.ndarray | None = None, provisional: bool = False,
+                   tracker: EventTracker | None = None) -> int:
+    """``parse_snippets`` from features already extracted (a collection's snippets are
+    extracted elsewhere, in batches of many videos)."""
     out = _Emitter(writer, tracker or EventTracker(), keep, provisional)
     with interrupt_handling():
         try:
-            for batch in batches:
+            for ids, feats in batches:
                 _Interrupt.check()
-                feats = extractor.snippets(np.stack([s.audio for s in batch]), np.stack([s.frames for s in batch]))
-                for i, s in enumerate(batch):
-                    parser.insert_snippet(*feats.rows(i), snippet=SnippetId(s.index, s.start, s.captured_at))
+                for i, snippet in enumerate(ids):
+                    parser.insert_snippet(*feats.rows(i), snippet=snippet)
                 out.emit(parser.process())
             _Interrupt.check()
         finally:

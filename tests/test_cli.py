@@ -3,6 +3,7 @@
 import json
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -87,31 +88,41 @@ def test_export_converts_the_official_checkpoint(tmp_path):
 
 
 def test_bad_inputs_give_one_line_and_exit_2(small_dataset, tmp_path):
-    assert_one_line_error(run(TRAIN, "fit", "--data", tmp_path / "nowhere", ok=False), "labels folder not found")
-    assert_one_line_error(run(TRAIN, "fit", "--epochs", "1", ok=False), "--data")
-    assert_one_line_error(run(TRAIN, "fit", "--data", small_dataset, "--pooling", "median", ok=False), "pooling")
-    broken = tmp_path / "broken"
-    shutil.copytree(small_dataset, broken)
-    lines = (broken / "AVVP_val_pd.csv").read_text().splitlines()
+    """Each bad input its own copy of the data; the commands run side by side (each is
+    mostly the interpreter and torch starting)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def broken(name: str) -> Path:
+        copy = tmp_path / name
+        shutil.copytree(small_dataset, copy)
+        return copy
+
+    unknown_class, empty_split, missing, wrong_shape = (broken(n) for n in ("unknown", "empty", "missing", "shape"))
+    lines = (unknown_class / "AVVP_val_pd.csv").read_text().splitlines()
     lines[3] = lines[3].split("\t")[0] + "\tSpeech,Kazoo"
-    (broken / "AVVP_val_pd.csv").write_text("\n".join(lines) + "\n")
-    assert_one_line_error(run(TRAIN, "fit", "--data", broken, "--epochs", "1", "--out", tmp_path / "r", ok=False),
-                          "AVVP_val_pd.csv:4: unknown class 'Kazoo'")
-    (broken / "AVVP_val_pd.csv").write_text("filename\tevent_labels\n")
-    assert_one_line_error(run(TRAIN, "fit", "--data", broken, "--epochs", "1", "--out", tmp_path / "r", ok=False),
-                          "AVVP_val_pd.csv: the split has no videos")
-    shutil.copy(small_dataset / "AVVP_val_pd.csv", broken)
-    victim = (broken / "AVVP_train.csv").read_text().splitlines()[5].split("\t")[0][:11]
-    (broken / "feats" / "vggish" / f"{victim}.npy").unlink()
-    assert_one_line_error(run(TRAIN, "fit", "--data", broken, "--epochs", "1", "--out", tmp_path / "r", ok=False),
-                          f"vggish/{victim}.npy")
-    np.save(broken / "feats" / "vggish" / f"{victim}.npy", np.zeros((10, 64), np.float32))
-    assert_one_line_error(run(TRAIN, "fit", "--data", broken, "--epochs", "1", "--out", tmp_path / "r", ok=False),
-                          f"vggish/{victim}.npy: shape (10, 64), expected (10, 128)")
+    (unknown_class / "AVVP_val_pd.csv").write_text("\n".join(lines) + "\n")
+    (empty_split / "AVVP_val_pd.csv").write_text("filename\tevent_labels\n")
+    victim = (small_dataset / "AVVP_train.csv").read_text().splitlines()[5].split("\t")[0][:11]
+    (missing / "feats" / "vggish" / f"{victim}.npy").unlink()
+    np.save(wrong_shape / "feats" / "vggish" / f"{victim}.npy", np.zeros((10, 64), np.float32))
     junk = tmp_path / "junk.pt"
     junk.write_text("nope")
-    assert_one_line_error(run(TRAIN, "eval", "--checkpoint", junk, "--data", small_dataset, ok=False), "junk.pt")
-    assert_one_line_error(run(TRAIN, "eval", "--data", small_dataset, ok=False), "exactly one of")
+    cases = [
+        (("fit", "--data", tmp_path / "nowhere"), ["labels folder not found"]),
+        (("fit", "--epochs", "1"), ["--data"]),
+        (("fit", "--data", small_dataset, "--pooling", "median"), ["pooling"]),
+        (("fit", "--data", unknown_class, "--epochs", "1", "--out", tmp_path / "r1"), ["AVVP_val_pd.csv:4: unknown class 'Kazoo'"]),
+        (("fit", "--data", empty_split, "--epochs", "1", "--out", tmp_path / "r2"), ["AVVP_val_pd.csv: the split has no videos"]),
+        (("fit", "--data", missing, "--epochs", "1", "--out", tmp_path / "r3"), [f"vggish/{victim}.npy"]),
+        (("fit", "--data", wrong_shape, "--epochs", "1", "--out", tmp_path / "r4"),
+         [f"vggish/{victim}.npy: shape (10, 64), expected (10, 128)"]),
+        (("eval", "--checkpoint", junk, "--data", small_dataset), ["junk.pt"]),
+        (("eval", "--data", small_dataset), ["exactly one of"]),
+    ]
+    with ThreadPoolExecutor(3) as pool:
+        procs = list(pool.map(lambda case: run(TRAIN, *case[0], ok=False), cases))
+    for (args, fragments), proc in zip(cases, procs):
+        assert_one_line_error(proc, *fragments)
     bad_pred = tmp_path / "pred.npz"
     np.savez(bad_pred, filenames=np.array(["a"]), pred=np.zeros((1, 2, 25, 10)))
     assert_one_line_error(run(TRAIN, "eval", "--predictions", bad_pred, "--data", small_dataset, ok=False),

@@ -136,6 +136,9 @@ def extract(
     device: str = typer.Option("auto", help="torch device: auto, cpu, cuda, cuda:N."),
     random_weights: bool = typer.Option(False, "--random-weights", help="Randomly initialised networks, no weight files (smoke tests, benchmarks)."),
     vggish_raw: bool = typer.Option(False, "--vggish-raw", help="Raw 128-d VGGish embeddings instead of the release's PCA + 8-bit quantisation."),
+    ray: bool = typer.Option(False, "--ray", help="Run on Ray Data, on a local Ray instance (127.0.0.1 only, no dashboard); the folders are the same. Needs the 'ray' extra (the error says how to install it)."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Run on the Ray cluster at this address (implies --ray). Keep clusters on a trusted private network."),
+    batch: int = typer.Option(4, help="Videos per batch through the networks."),
 ):
     """Extract LLP-format features (VGGish, ResNet-152 frames, R(2+1)D-18) from videos,
     so that your own videos can be used with `fit` and `eval`. Resumable: finished videos
@@ -144,10 +147,19 @@ def extract(
 
     from .extract import extract_folder
 
-    if seconds < 1:
-        raise AvvpError("--seconds must be at least 1")
+    if seconds < 1 or batch < 1:
+        raise AvvpError("--seconds and --batch must be at least 1")
+    if ray or ray_address:
+        from avvp_stream.collection import ExtractStages, FeatureFolders, media_files, run_collection
+        from avvp_stream.features.spec import specs
+
+        kwargs = {"device": device, "random_weights": random_weights, "vggish_postprocess": not vggish_raw}
+        result = run_collection(ExtractStages(seconds), FeatureFolders(out_dir, specs()), media_files(videos_dir), out_dir,
+                                extractor_kwargs=kwargs, backend="torch", batch=batch, ray_address=ray_address or "local")
+        typer.echo(result.line(), err=True)
+        return 1 if result.failed else 0
     extractor = FeatureExtractor(device=device, random_weights=random_weights, vggish_postprocess=not vggish_raw)
-    summary = extract_folder(videos_dir, out_dir, extractor, seconds)
+    summary = extract_folder(videos_dir, out_dir, extractor, seconds, batch=batch)
     typer.echo(f"extracted {len(summary.done)}, already done {len(summary.skipped)}, failed {len(summary.failed)}", err=True)
     for name, reason in summary.failed.items():
         typer.echo(f"  failed {name}: {reason}", err=True)

@@ -15,14 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
+from avvp_stream.collection import MEDIA_SUFFIXES, media_files
 from avvp_stream.errors import AvvpError
 from avvp_stream.paths import atomic_write
 from avvp_stream.progress import progress_bar
 from avvp_stream.sources.clip import decode_clip
 
 
-MEDIA_SUFFIXES = {".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".flv",
-                  ".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".opus"}
 
 
 @dataclass
@@ -30,12 +29,6 @@ class ExtractSummary:
     done: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
-
-
-def media_files(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        raise AvvpError(f"videos folder not found: {folder}")
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES)
 
 
 def _save_atomic(path: Path, array: np.ndarray) -> None:

@@ -226,17 +226,34 @@ class FeatureExtractor:
     @torch.inference_mode()
     def clips(self, items: list[tuple[np.ndarray, np.ndarray]]) -> list[Features]:
         """Several whole clips (``audio``, ``frames`` (8T, H, W, 3)) of any frame sizes,
-        run through each network as one batch."""
-        parts: dict[str, list[torch.Tensor]] = {s.name: [] for s in self.specs}
-        sizes = []
-        for audio, frames in items:
+        run through each network as one batch; audio framed as LLP's release framed a
+        clip (examples every 0.96 s)."""
+        def prepared(audio, frames):
             t = frames.shape[0] // FRAMES_PER_SNIPPET
             wave = torch.as_tensor(audio, dtype=torch.float32, device=self.device)
-            prepared = {**self._audio(wave, t),
-                        **self._prepare(torch.as_tensor(frames).reshape(t, FRAMES_PER_SNIPPET, *frames.shape[1:]))}
-            for name, x in prepared.items():
+            return t, self._audio(wave, t), torch.as_tensor(frames).reshape(t, FRAMES_PER_SNIPPET, *frames.shape[1:])
+
+        return self._many([prepared(a, f) for a, f in items])
+
+    @torch.inference_mode()
+    def snippet_groups(self, items: list[tuple[np.ndarray, np.ndarray]]) -> list[Features]:
+        """``snippets`` of several videos (``audio`` (N, >=15600), ``frames`` (N, 8, H, W, 3),
+        any frame sizes), run through each network as one batch."""
+        def prepared(audio, frames):
+            wave = torch.as_tensor(audio, dtype=torch.float32, device=self.device)
+            return len(audio), {n: x[:, 0] for n, x in self._audio(wave, 1).items()}, torch.as_tensor(frames)
+
+        return self._many([prepared(a, f) for a, f in items])
+
+    def _many(self, prepared: list[tuple[int, dict, torch.Tensor]]) -> list[Features]:
+        """(snippets, audio inputs, uint8 frames (N, 8, H, W, 3)) per video -> one batch."""
+        if not prepared:
+            return []
+        parts: dict[str, list[torch.Tensor]] = {s.name: [] for s in self.specs}
+        for _, audio, frames in prepared:
+            for name, x in {**audio, **self._prepare(frames)}.items():
                 parts[name].append(x)
-            sizes.append(t)
+        sizes = [n for n, _, _ in prepared]
         feats = self._run({name: torch.cat(x) for name, x in parts.items()}, sum(sizes))
         starts = np.cumsum([0, *sizes])
         return [feats.slice(a, b) for a, b in zip(starts[:-1], starts[1:])]

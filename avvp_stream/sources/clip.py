@@ -24,9 +24,9 @@ class Clip:
     notes: list[str] = field(default_factory=list)
 
 
-def decode_clip(path: str | Path, seconds: int = 10) -> Clip:
+def decode_clip(path: str | Path, seconds: int = 10, threads: int | None = None) -> Clip:
     path = Path(path)
-    source = FileSource(path, max_seconds=seconds, clip=seconds)  # LLP's frames for a clip processed whole
+    source = FileSource(path, max_seconds=seconds, clip=seconds, threads=threads)  # LLP's frames for a clip processed whole
     snippets = list(source)
     if source.stopped:
         raise AvvpError(f"{path}: {source.stopped}")

@@ -110,13 +110,14 @@ class FileSource:
 
     def __init__(self, path: str | Path, max_seconds: float | None = None,
                  max_short_side: int | None = MAX_SHORT_SIDE, frame_rule: str = "official",
-                 clip: float | None = None):
+                 clip: float | None = None, threads: int | None = None):
         if frame_rule not in FRAME_RULES:
             raise ValueError(f"frame_rule must be one of {FRAME_RULES}")
         self.path = Path(path)
         self.max_seconds = max_seconds
         self.max_short_side = max_short_side  # None: frames at full resolution
         self.frame_rule = frame_rule
+        self.threads = threads  # video decoder threads (None: FFmpeg's default, one per core)
         with open_media(self.path) as probe:
             self.has_audio = bool(probe.streams.audio)
             self.has_video = bool(probe.streams.video)
@@ -166,6 +167,8 @@ class FileSource:
         av = _av()
         with open_media(self.path) as container:
             stream = container.streams.video[0]
+            if self.threads:  # beside torch or other decoders, one thread per core oversubscribes
+                stream.codec_context.thread_count = self.threads
             rate = stream.guessed_rate or stream.average_rate
             step = 1.0 / float(rate) if rate else 0.04
             t = 0.0
