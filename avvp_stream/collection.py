@@ -281,9 +281,10 @@ class Collector:
 # --- the executors -------------------------------------------------------------------------
 
 def run_collection(stages, outputs, paths: list[Path], out_dir: Path, *, extractor_kwargs: dict, backend: str = "auto",
-                   batch: int = 4, ray_address: str | None = None, log=None) -> Summary:
+                   batch: int = 4, ray_address: str | None = None, actors: int | None = None, log=None) -> Summary:
     """Run ``stages`` over ``paths`` into ``outputs``: in this process, or on Ray when
-    ``ray_address`` is given ("local": a local instance; else a cluster to join)."""
+    ``ray_address`` is given ("local": a local instance; else a cluster to join).
+    ``actors``: the feature pool's size (default: ``pool_size``)."""
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     summary = Summary()
     t0 = time.perf_counter()
@@ -295,7 +296,7 @@ def run_collection(stages, outputs, paths: list[Path], out_dir: Path, *, extract
         if ray_address is None:
             _local(stages, todo, sink, extractor_kwargs, backend, batch)
         else:
-            _on_ray(stages, todo, sink, extractor_kwargs, backend, batch, ray_address)
+            _on_ray(stages, todo, sink, extractor_kwargs, backend, batch, ray_address, actors)
     finally:
         outputs.finish(paths)
         summary.wall_seconds = time.perf_counter() - t0
@@ -383,7 +384,7 @@ def pool_size(resources: dict, gpu: bool) -> tuple[int, int, float]:
 
 
 def _on_ray(stages, todo: list[str], sink: Collector, extractor_kwargs: dict, backend: str, batch: int,
-            address: str) -> None:
+            address: str, actors: int | None = None) -> None:
     from .cluster import connect
 
     ray, connected = connect(address)
@@ -391,7 +392,8 @@ def _on_ray(stages, todo: list[str], sink: Collector, extractor_kwargs: dict, ba
         if not todo:
             return
         gpu = str(extractor_kwargs.get("device", "auto")).startswith(("cuda", "auto"))
-        actors, cpus, gpus = pool_size(ray.cluster_resources(), gpu)
+        sized, cpus, gpus = pool_size(ray.cluster_resources(), gpu)
+        actors = actors or sized
         kwargs = dict(extractor_kwargs, device="cuda" if gpus else "cpu")
         ds = ray.data.from_items([{"path": p} for p in todo], override_num_blocks=max(1, len(todo)))
         ds = ds.flat_map(_decode_rows(stages), num_cpus=1)
@@ -414,7 +416,7 @@ def _test_hooks() -> dict:
 def parse_collection(inputs: str, out_dir: Path, *, fmt: str = "jsonl", checkpoint: str | None = None,
                      random_weights: bool = False, device: str = "auto", backend: str = "auto", window: int = 10,
                      batch: int = 4, threshold: float = 0.5, keep=None, ray_address: str | None = None,
-                     chunk: int = 32, log=None) -> Summary:
+                     chunk: int = 32, actors: int | None = None, log=None) -> Summary:
     """``avvp-stream batch``: every input parsed offline (full windows), one output each."""
     from .backends.base import Workload
     from .backends.registry import choose_trusted
@@ -431,4 +433,4 @@ def parse_collection(inputs: str, out_dir: Path, *, fmt: str = "jsonl", checkpoi
     outputs = ParseOutputs(out_dir, fmt, lambda: OnlineParser(head, policy, threshold, run_device), keep=keep)
     extractor_kwargs = {"device": str(run_device), "random_weights": random_weights, "features": model.config.features}
     return run_collection(ParseStages(window, chunk), outputs, paths, out_dir, extractor_kwargs=extractor_kwargs,
-                          backend=backend, batch=batch, ray_address=ray_address, log=log)
+                          backend=backend, batch=batch, ray_address=ray_address, actors=actors, log=log)

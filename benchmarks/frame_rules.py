@@ -23,7 +23,7 @@ import numpy as np
 from avvp_stream.features.extractor import FeatureExtractor
 from avvp_stream.features.timing import FfmpegRate, clip_picks, nearest_indices
 from avvp_stream.sources.clip import decode_clip
-from avvp_stream.sources.file import FileSource
+from avvp_stream.sources.file import FileSource, frame_duration
 from soak import cpu_flags
 
 DEFAULT_CLIP = Path(__file__).resolve().parents[2] / "shared" / "llp" / "BjCEufrlXm4.mp4"
@@ -33,7 +33,8 @@ def decoded_times(path: Path) -> tuple[np.ndarray, np.ndarray]:
     import av
 
     with av.open(str(path)) as c:
-        frames = [(f.time, float(f.duration * f.time_base)) for f in c.decode(video=0)]
+        step = 1 / float(c.streams.video[0].guessed_rate)
+        frames = [(f.time, frame_duration(f, step)) for f in c.decode(video=0)]
     return np.array([t for t, _ in frames]), np.array([d for _, d in frames])
 
 

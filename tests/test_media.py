@@ -9,7 +9,7 @@ import pytest
 from avvp_stream.errors import AvvpError
 from avvp_stream.features.timing import FfmpegRate, clip_picks, nearest_indices
 from avvp_stream.sources.clip import decode_clip
-from avvp_stream.sources.file import FileSource
+from avvp_stream.sources.file import FileSource, frame_duration
 from avvp_stream.sources.frames import MAX_SHORT_SIDE, reduced_size
 
 from media import cut_short, level_at, make_media, make_rotated
@@ -24,7 +24,8 @@ def frame_times(path, durations=False):
     import av
 
     with av.open(str(path)) as c:
-        frames = [(f.time, float(f.duration * f.time_base)) for f in c.decode(video=0)]
+        step = 1 / float(c.streams.video[0].guessed_rate)
+        frames = [(f.time, frame_duration(f, step)) for f in c.decode(video=0)]
     times = np.array([t for t, _ in frames])
     return (times, np.array([d for _, d in frames])) if durations else times
 

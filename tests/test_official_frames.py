@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from avvp_stream.features.timing import FfmpegRate, clip_picks
+from avvp_stream.sources.file import frame_duration
 from conftest import shared_file
 
 
@@ -30,7 +31,8 @@ def real_clip():
     clip = shared_file("llp", "BjCEufrlXm4.mp4")
     folder = shared_file("llp", "frames", "BjCEufrlXm4")
     with av.open(str(clip)) as c:
-        decoded = [(f.time, float(f.duration * f.time_base), f.to_ndarray(format="rgb24")) for f in c.decode(video=0)]
+        step = 1 / float(c.streams.video[0].guessed_rate)
+        decoded = [(f.time, frame_duration(f, step), f.to_ndarray(format="rgb24")) for f in c.decode(video=0)]
     jpegs = np.stack([read_jpeg(p) for p in sorted(folder.glob("*.jpg"))])
     return clip, decoded, jpegs
 

@@ -32,6 +32,13 @@ TRUNCATED_BY = 1.0  # decoding ending this much before the declared duration mea
 FRAME_RULES = ("official", "nearest")  # features/timing.py
 
 
+def frame_duration(frame, default: float) -> float:
+    """A decoded frame's duration in seconds (``default``, one frame at the stream's rate,
+    where PyAV before 14.3 or the file does not say)."""
+    duration = getattr(frame, "duration", None)
+    return float(duration * frame.time_base) if duration and frame.time_base else default
+
+
 def whole_snippets(seconds: float) -> int:
     """Snippets ``seconds`` of media make: whole seconds, and a last partial one of at least
     ``MIN_LAST_SNIPPET``."""
@@ -177,7 +184,7 @@ class FileSource:
                     if frame.time is None:
                         continue
                     t = frame.time - self.start
-                    duration = float(frame.duration * frame.time_base) if frame.duration and frame.time_base else step
+                    duration = frame_duration(frame, step)
                     self.video_end = t + duration
                     yield t, duration, _Decoded(frame, self.turns, self.max_short_side)
             except av.error.FFmpegError as exc:
