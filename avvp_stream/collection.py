@@ -344,7 +344,7 @@ class _FeatureActor:
     def __init__(self, stages, extractor_kwargs: dict, backend: str, batch: int, cpus: int):
         import torch
 
-        torch.set_num_threads(max(1, cpus))
+        torch.set_num_threads(max(1, int(cpus)))
         self.stages = stages
         self.extractor = make_extractor(extractor_kwargs, backend, batch)
         kill_once = os.environ.get("AVVP_TEST_KILL_ACTOR_ONCE")  # tests: a worker dies mid-run
@@ -371,13 +371,15 @@ def _decode_rows(stages):
     return decode
 
 
-def pool_size(resources: dict, gpu: bool) -> tuple[int, int, float]:
+def pool_size(resources: dict, gpu: bool) -> tuple[int, float, float]:
     """(actors, CPUs per actor, GPUs per actor): one actor per GPU on GPU nodes; on CPUs,
     half the CPUs go to actors (2 threads each) and the rest to decoding, and at least one
     CPU is always left for the decode tasks, so a 2-CPU machine cannot deadlock."""
     cpus = int(resources.get("CPU", 1))
     if gpu and resources.get("GPU", 0) >= 1:
         return int(resources["GPU"]), 1, 1.0
+    if cpus < 2:  # one CPU: the actor asks for half, so that a decode task can still be scheduled
+        return 1, 0.5, 0.0
     per_actor = 2 if cpus >= 6 else 1
     actors = max(1, min((cpus - 1) // per_actor, cpus // 2 // per_actor or 1))
     return actors, per_actor, 0.0
@@ -392,7 +394,10 @@ def _on_ray(stages, todo: list[str], sink: Collector, extractor_kwargs: dict, ba
         if not todo:
             return
         gpu = str(extractor_kwargs.get("device", "auto")).startswith(("cuda", "auto"))
-        sized, cpus, gpus = pool_size(ray.cluster_resources(), gpu)
+        resources = ray.cluster_resources()
+        sized, cpus, gpus = pool_size(resources, gpu)
+        if actors and not gpus:  # a pool size asked for: share the CPUs, one always left to decoding
+            cpus = min(cpus, max(0.25, (int(resources.get("CPU", 1)) - 1) / actors))
         actors = actors or sized
         kwargs = dict(extractor_kwargs, device="cuda" if gpus else "cpu")
         ds = ray.data.from_items([{"path": p} for p in todo], override_num_blocks=max(1, len(todo)))

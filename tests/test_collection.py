@@ -187,3 +187,16 @@ def test_ctrl_c_keeps_what_was_written_and_exits_130(videos, tmp_path):
     assert written and not list(out.glob("*.tmp*")) and not list(out.glob(".*"))
     for f in written:  # whole files only
         records(f)
+
+
+def test_the_actor_pool_leaves_decoding_a_cpu():
+    """A 2-CPU machine gets one 1-CPU actor (the other CPU decodes); bigger CPU nodes get
+    2-CPU actors on half the CPUs; GPU nodes one actor per GPU."""
+    from avvp_stream.collection import pool_size
+
+    assert pool_size({"CPU": 2}, gpu=False) == (1, 1, 0.0)
+    assert pool_size({"CPU": 1}, gpu=False) == (1, 0.5, 0.0)
+    actors, cpus, _ = pool_size({"CPU": 16}, gpu=False)
+    assert actors * cpus <= 15 and actors * cpus >= 8
+    assert pool_size({"CPU": 16, "GPU": 8}, gpu=True) == (8, 1, 1.0)
+    assert pool_size({"CPU": 16}, gpu=True) == pool_size({"CPU": 16}, gpu=False)  # no GPU there after all
