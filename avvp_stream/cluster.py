@@ -9,6 +9,7 @@ a trusted private network (README, "Whole collections").
 from __future__ import annotations
 
 import os
+import sys
 
 from .errors import AvvpError
 
@@ -32,7 +33,7 @@ def connect(address: str = LOCAL, cpus: int | None = None):
         # Ray's own single-machine mode (as on macOS and Windows): the node's address is the
         # loopback one, so the GCS, raylet and workers listen on 127.0.0.1 only. It must be
         # set before ray is imported.
-        if "ray" not in __import__("sys").modules:
+        if "ray" not in sys.modules:
             os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     ray = ray_module()
     if ray.is_initialized():

@@ -172,11 +172,16 @@ class FeatureFolders:
     def done(self, path: Path) -> bool:
         return all((f / f"{Path(path).stem}.npy").is_file() for f in self.folders.values())
 
-    def write(self, path: str, parts: list[Part]) -> float:
-        feats = parts[0].payload["features"]
-        for name, x in feats.items():  # per-frame features as one row per frame
+    def save(self, path, arrays: dict[str, np.ndarray]) -> None:
+        """One video's features, each file written atomically; per-frame features as one
+        row per frame."""
+        for name, x in arrays.items():
             atomic_write(self.folders[name] / f"{Path(path).stem}.npy",
                          lambda tmp, x=x: np.save(tmp, x.reshape(-1, x.shape[-1])), suffix=".npy")
+
+    def write(self, path: str, parts: list[Part]) -> float:
+        feats = parts[0].payload["features"]
+        self.save(path, feats)
         return float(len(next(iter(feats.values()))))
 
     def finish(self, paths: list[Path]) -> None:
@@ -434,7 +439,7 @@ def parse_collection(inputs: str, out_dir: Path, *, fmt: str = "jsonl", checkpoi
     model = run_model(checkpoint, random_weights, run_device)
     engine = choose_trusted(backend, model, run_device)
     head = engine.head(model, run_device, Workload(batch=batch, window=window))
-    policy = CommitPolicy(window, window - 1, full_windows_only=True)
+    policy = CommitPolicy.offline(window)
     outputs = ParseOutputs(out_dir, fmt, lambda: OnlineParser(head, policy, threshold, run_device), keep=keep)
     extractor_kwargs = {"device": str(run_device), "random_weights": random_weights, "features": model.config.features}
     return run_collection(ParseStages(window, chunk), outputs, paths, out_dir, extractor_kwargs=extractor_kwargs,

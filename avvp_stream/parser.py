@@ -100,6 +100,12 @@ class CommitPolicy:
         if self.window < 1 or self.lookahead < 0:
             raise ValueError("window must be >= 1 and lookahead >= 0")
 
+    @classmethod
+    def offline(cls, window: int = 10) -> "CommitPolicy":
+        """A file: final labels from full windows only, each snippet final once every
+        window over it has run (a clip of ``window`` snippets is parsed as HAN parses it)."""
+        return cls(window, window - 1, full_windows_only=True)
+
     def counts(self, length: int, total_seen: int, finished: bool) -> bool:
         """Does a window of ``length`` snippets count for final labels?"""
         if not self.full_windows_only:

@@ -165,7 +165,7 @@ def _build_models(config: RunConfig):
                                  resnet_frames=resnet_frames, features=model.config.features)
     if config.lookahead is None:
         policy = (CommitPolicy(config.window, 0) if config.live
-                  else CommitPolicy(config.window, config.window - 1, full_windows_only=True))
+                  else CommitPolicy.offline(config.window))
     else:
         policy = CommitPolicy(config.window, config.lookahead)
     engine = choose_trusted(config.backend, model, extractor.device)  # auto: the fastest verified engine

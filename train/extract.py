@@ -13,15 +13,10 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from avvp_stream.collection import MEDIA_SUFFIXES, media_files
+from avvp_stream.collection import MEDIA_SUFFIXES, FeatureFolders, media_files
 from avvp_stream.errors import AvvpError
-from avvp_stream.paths import atomic_write
 from avvp_stream.progress import progress_bar
 from avvp_stream.sources.clip import decode_clip
-
-
 
 
 @dataclass
@@ -31,18 +26,11 @@ class ExtractSummary:
     failed: dict[str, str] = field(default_factory=dict)
 
 
-def _save_atomic(path: Path, array: np.ndarray) -> None:
-    atomic_write(path, lambda tmp: np.save(tmp, array), suffix=".npy")
-
-
 def extract_folder(videos_dir: str | Path, out_dir: str | Path, extractor, seconds: int = 10, batch: int = 4,
                    log=lambda msg: print(msg, file=sys.stderr, flush=True)) -> ExtractSummary:
     """Write each of the extractor's features (official: ``vggish/``, ``res152/`` and
     ``r2plus1d_18/``) of every media file, running the networks on ``batch`` videos at a time."""
-    out_dir = Path(out_dir)
-    folders = {s.name: out_dir / s.folder for s in extractor.specs}
-    for folder in folders.values():
-        folder.mkdir(parents=True, exist_ok=True)
+    folders = FeatureFolders(out_dir, extractor.specs)
     files = media_files(Path(videos_dir))
     if not files:
         raise AvvpError(f"no media files in {videos_dir} (looked for {', '.join(sorted(MEDIA_SUFFIXES))})")
@@ -56,14 +44,13 @@ def extract_folder(videos_dir: str | Path, out_dir: str | Path, extractor, secon
     def flush() -> None:
         feats = extractor.clips([(clip.audio, clip.frames) for _, clip in pending])
         for (path, _), f in zip(pending, feats):
-            for name, x in f.arrays.items():  # per-frame features as one row per frame
-                _save_atomic(folders[name] / f"{path.stem}.npy", x.reshape(-1, x.shape[-1]))
+            folders.save(path, f.arrays)
             summary.done.append(path.name)
         pending.clear()
 
     try:
         for path in progress_bar(files, desc="extracting"):
-            if all((folder / f"{path.stem}.npy").is_file() for folder in folders.values()):
+            if folders.done(path):
                 summary.skipped.append(path.name)
                 continue
             try:
