@@ -29,12 +29,21 @@ BackendChoice = _choices("BackendChoice", ("auto", *reversed(BACKENDS)))  # refe
 Policy = _choices("Policy", POLICIES)
 
 
+def _list_devices(value: bool) -> None:
+    if value:
+        from .sources.devices import listing
+
+        for line in listing():
+            typer.echo(line)
+        raise typer.Exit()
+
+
 @app.command()
 def parse(
     media: Optional[Path] = typer.Argument(None, metavar="[FILE]", help="Media file (mp4, mkv, webm, avi, wav, mp3...). Omit it with --source webcam|camera|mic."),
     source: Optional[Source] = typer.Option(None, help="file (default when FILE is given); webcam: camera + microphone, live; camera: camera only (audio fed as silence); mic: microphone only (video fed as black frames)."),
-    camera: str = typer.Option("0", help="Camera for --source webcam/camera: an index (0 = /dev/video0), a device path, a stream URL, or a video file played as if it were a camera."),
-    mic: Optional[str] = typer.Option(None, help="Microphone: an index or part of a device name (default: the system's default input)."),
+    camera: str = typer.Option("0", help="Camera for --source webcam/camera: an index (0 = /dev/video0) or part of its name, as --list-devices shows them, a device path, a stream URL, or a video file played as if it were a camera."),
+    mic: Optional[str] = typer.Option(None, help="Microphone: an index or part of a device name, as --list-devices shows them (default: the system's default input)."),
     duration: Optional[float] = typer.Option(None, help="Stop after this many seconds of input (live: of capture; file: of media)."),
     checkpoint: Optional[str] = typer.Option(None, help="HAN checkpoint (ours or the official MMIL_Net.pt). Default: the official one, from the cache or downloaded once."),
     random_weights: bool = typer.Option(False, "--random-weights", help="Every network randomly initialised, no weight files (smoke tests, benchmarks)."),
@@ -51,6 +60,17 @@ def parse(
     queue: Optional[int] = typer.Option(None, help="Snippets that may wait for compute (default: skip 1, the newest; lag 600, and never more than 1 GiB of them)."),
     freeze_seconds: float = typer.Option(5.0, help="A live camera sending the same frame this long counts as frozen (a fault)."),
     batch: int = typer.Option(8, help="Snippets extracted per batch (files; live input batches what is waiting)."),
+    steady: Optional[bool] = typer.Option(None, "--steady/--no-steady", help="Form events from steady labels: hysteresis (--onset, --offset) and minimum durations (--min-event, --min-gap), so that a probability hovering at the threshold does not make events flicker. Default: on for live input (offset 0.3, events and gaps of 2 s), off for files (the official protocol: the plain threshold). Snippet records keep the plain threshold either way."),
+    onset: Optional[float] = typer.Option(None, help="Probability at which an event starts (default: --threshold)."),
+    offset: Optional[float] = typer.Option(None, help="Probability below which an open event ends (<= onset; default: live 0.3, files the onset). Setting it turns --steady on."),
+    min_event: Optional[float] = typer.Option(None, help="Shortest event in seconds: shorter runs are flicker and dropped (default: live 2, files 1). Setting it turns --steady on."),
+    min_gap: Optional[float] = typer.Option(None, help="Shortest gap in seconds: shorter gaps inside an event are filled (default: live 2, files 1). Setting it turns --steady on."),
+    show: bool = typer.Option(False, "--show", help="Live input: a window with the picture and the labels drawn on it (q or closing the window stops the run, like Ctrl-C)."),
+    annotate: Optional[Path] = typer.Option(None, help="Files: also write this video (mp4) with the labels burned into the picture, its sound kept."),
+    save_capture: Optional[Path] = typer.Option(None, help="Live input: also save what was captured (camera frames at their times, the microphone audio on the same clock; lossless) into this .mkv; avvp-stream FILE re-parses it into the live run's snippets."),
+    verbose: bool = typer.Option(False, "--verbose", help="Print where the time goes (capture wait or decoding, each network, the head, writing; p50/p99 per snippet; real-time factor) every --verbose-every seconds. The closing summary always has it."),
+    verbose_every: float = typer.Option(10.0, help="Seconds between --verbose reports."),
+    list_devices: bool = typer.Option(False, "--list-devices", is_eager=True, callback=_list_devices, help="List the cameras and microphones (with the index and name --camera and --mic take) and exit."),
 ):
     """Parse a media file, or live input with --source, into per-second audio / visual / audio-visual labels and events. Notes go to stderr; outputs are flushed line by line, and Ctrl-C ends the open events and exits with 130."""
     from .runner import RunConfig, run
@@ -59,7 +79,10 @@ def parse(
                   checkpoint=checkpoint, random_weights=random_weights, device=device, backend=backend.value,
                   window=window, lookahead=lookahead, threshold=threshold, classes=classes,
                   resnet_frames=resnet_frames, output_format=output_format.value, plot=plot, policy=policy.value,
-                  queue=queue, freeze_seconds=freeze_seconds, batch=batch))
+                  queue=queue, freeze_seconds=freeze_seconds, batch=batch,
+                  steady=True if steady is None and (offset, min_event, min_gap) != (None, None, None) else steady,
+                  onset=onset, offset=offset, min_event=min_event, min_gap=min_gap, show=show, annotate=annotate,
+                  save_capture=save_capture, verbose=verbose, verbose_every=verbose_every))
 
 
 batch_app = typer.Typer(add_completion=False, no_args_is_help=True,

@@ -298,7 +298,9 @@ def run_collection(stages, outputs, paths: list[Path], out_dir: Path, *, extract
         (summary.skipped if outputs.done(p) else todo).append(str(p))
     sink = Collector(outputs, out_dir, summary, log)
     try:
-        if ray_address is None:
+        if not todo:
+            pass  # every input is done: no model is loaded, no cluster joined
+        elif ray_address is None:
             _local(stages, todo, sink, extractor_kwargs, backend, batch)
         else:
             _on_ray(stages, todo, sink, extractor_kwargs, backend, batch, ray_address, actors)

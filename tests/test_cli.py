@@ -46,15 +46,21 @@ def test_fit_then_eval_checkpoint(small_dataset, tmp_path):
     assert (out / "best.pt").is_file() and (out / "history.json").is_file()
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["test"] == metrics
-    proc = run(TRAIN, "eval", "--checkpoint", out / "best.pt", "--data", small_dataset, "--split", "test", "--json")
-    again = json.loads(proc.stdout)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(3) as pool:  # three independent commands on the checkpoint, side by side
+        evaluated, tabled, described = pool.map(lambda args: run(TRAIN, *args), [
+            ("eval", "--checkpoint", out / "best.pt", "--data", small_dataset, "--split", "test", "--json"),
+            ("eval", "--checkpoint", out / "best.pt", "--data", small_dataset),
+            ("info", out / "best.pt")])
+    again = json.loads(evaluated.stdout)
     for level in ("segment", "event"):
         for key, value in metrics[level].items():
             assert again[level][key] == pytest.approx(value, abs=1e-9)
-    table = run(TRAIN, "eval", "--checkpoint", out / "best.pt", "--data", small_dataset).stdout
+    table = tabled.stdout
     for row in ("Audio-Visual", "Type@AV", "Event@AV", "Segment-level", "Event-level"):
         assert row in table
-    info = json.loads(run(TRAIN, "info", out / "best.pt").stdout)
+    info = json.loads(described.stdout)
     assert info["config"]["temporal"] == "han" and info["official"] is False
 
 
@@ -107,6 +113,8 @@ def test_bad_inputs_give_one_line_and_exit_2(small_dataset, tmp_path):
     np.save(wrong_shape / "feats" / "vggish" / f"{victim}.npy", np.zeros((10, 64), np.float32))
     junk = tmp_path / "junk.pt"
     junk.write_text("nope")
+    bad_pred = tmp_path / "pred.npz"
+    np.savez(bad_pred, filenames=np.array(["a"]), pred=np.zeros((1, 2, 25, 10)))
     cases = [
         (("fit", "--data", tmp_path / "nowhere"), ["labels folder not found"]),
         (("fit", "--epochs", "1"), ["--data"]),
@@ -118,17 +126,14 @@ def test_bad_inputs_give_one_line_and_exit_2(small_dataset, tmp_path):
          [f"vggish/{victim}.npy: shape (10, 64), expected (10, 128)"]),
         (("eval", "--checkpoint", junk, "--data", small_dataset), ["junk.pt"]),
         (("eval", "--data", small_dataset), ["exactly one of"]),
+        (("eval", "--predictions", bad_pred, "--data", small_dataset), ["no predictions for 12 videos"]),
+        (("info", tmp_path / "missing.pt"), ["checkpoint not found"]),
+        (("fit", "--data", small_dataset, "--device", "tpu"), ["unknown device 'tpu'"]),
     ]
     with ThreadPoolExecutor(3) as pool:
         procs = list(pool.map(lambda case: run(TRAIN, *case[0], ok=False), cases))
     for (args, fragments), proc in zip(cases, procs):
         assert_one_line_error(proc, *fragments)
-    bad_pred = tmp_path / "pred.npz"
-    np.savez(bad_pred, filenames=np.array(["a"]), pred=np.zeros((1, 2, 25, 10)))
-    assert_one_line_error(run(TRAIN, "eval", "--predictions", bad_pred, "--data", small_dataset, ok=False),
-                          "no predictions for 12 videos")
-    assert_one_line_error(run(TRAIN, "info", tmp_path / "missing.pt", ok=False), "checkpoint not found")
-    assert_one_line_error(run(TRAIN, "fit", "--data", small_dataset, "--device", "tpu", ok=False), "unknown device 'tpu'")
 
 
 @pytest.mark.parametrize("cmd, args, fragment", [

@@ -149,7 +149,8 @@ def test_media_cut_short_is_parsed_flushed_and_reported(tmp_path):
     src = FileSource(cut)
     ended = r"ended at [56]\.\d s of 10\.0 s declared \(file truncated\?\)"
     assert len(list(src)) == 6 and re.fullmatch(ended, src.stopped), src.stopped
-    proc = subprocess.run([*console_script("avvp-stream"), str(cut), "--random-weights", "--backend", "torch"],
+    proc = subprocess.run([*console_script("avvp-stream"), str(cut), "--random-weights", "--backend", "torch",
+                           "--resnet-frames", "1"],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     lines = proc.stderr.strip().splitlines()

@@ -35,7 +35,7 @@ def test_event_tracker_start_extend_end():
 
 
 def test_real_llp_clip_gives_ten_final_snippets(llp_dir):
-    proc = run(llp_dir / "BjCEufrlXm4.mp4", "--random-weights", "--device", "cpu")
+    proc = run(llp_dir / "BjCEufrlXm4.mp4", "--random-weights", "--device", "cpu", "--backend", "torch", "--resnet-frames", 1)
     assert proc.returncode == 0, proc.stderr
     recs = records(proc.stdout)
     snippets = [r for r in recs if r["kind"] == "snippet"]
@@ -53,7 +53,8 @@ def test_real_llp_clip_gives_ten_final_snippets(llp_dir):
 
 def test_classes_filter_and_missing_audio(tmp_path):
     path = make_media(tmp_path / "silent.mkv", 2.0, audio=False, video_codec="mpeg4", size=(48, 32))
-    proc = run(path, "--random-weights", "--device", "cpu", "--classes", "Dog,Speech", "--backend", "torch")
+    proc = run(path, "--random-weights", "--device", "cpu", "--classes", "Dog,Speech", "--backend", "torch",
+               "--resnet-frames", 1)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.count("no audio stream") == 1
     snippets = [r for r in records(proc.stdout) if r["kind"] == "snippet"]

@@ -38,6 +38,12 @@ def test_camera_file_live_run_counts_every_snippet(tmp_path):
     assert all(r["emitted_at"] >= r["captured_at"] for r in final)
     assert "no microphone: fed as silence" in proc.stderr
     assert f"{summary['dropped']} dropped (compute behind, --policy skip)" in proc.stderr
+    # where the time went: every stage of the loop, which add up to its wall time
+    time_ = summary["time"]
+    assert {"capture_wait", "prepare", "vggish", "resnet152", "r2plus1d_18", "head", "write"} <= set(time_["stages"])
+    assert time_["stages"]["decode"]["background"] and 0.9 <= time_["accounted"] <= 1.1
+    assert time_["snippets"] == len(final) and time_["rtf"] > 0
+    assert "real-time factor" in proc.stderr and "capture_wait" in proc.stderr
     cv2 = pytest.importorskip("cv2")
     img = cv2.imread(str(plot))
     assert img is not None and img.shape[1] > 400
@@ -74,8 +80,10 @@ def test_event_tracker_ends_events_at_a_dropped_snippet():
 
 def test_unplugged_camera_keeps_what_was_emitted(tmp_path):
     server = CameraServer(make_mjpeg(tmp_path / "net.avi", 100, fps=10), fps=10, cut_after=3.5)
+    capture = tmp_path / "session.mkv"
     try:
-        proc = run("--source", "camera", "--camera", server.url, "--random-weights", "--device", "cpu", "--backend", "torch")
+        proc = run("--source", "camera", "--camera", server.url, "--random-weights", "--device", "cpu", "--backend", "torch",
+                   "--save-capture", capture)
     finally:
         server.close()
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
@@ -83,6 +91,11 @@ def test_unplugged_camera_keeps_what_was_emitted(tmp_path):
     assert "read failed" in last and "stopped after" in last
     recs = records(proc.stdout)
     assert [r for r in recs if r["kind"] == "snippet"] and recs[-1]["kind"] == "summary"
+    saved = recs[-1]["capture"]  # the capture is closed properly after the fault: every frame decodes
+    import av
+
+    with av.open(str(capture)) as f:
+        assert sum(1 for _ in f.decode(video=0)) == saved["frames"] >= 15 and saved["dropped_frames"] == 0
     assert all(r["offset"] is not None for r in recs if r["kind"] == "event" and r["state"] == "end")
 
 
@@ -185,11 +198,18 @@ def test_ctrl_c_on_live_input_flushes_and_exits_130(tmp_path):
     import signal
 
     video = make_mjpeg(tmp_path / "cam.avi", 200, fps=10)
+    capture = tmp_path / "session.mkv"
     proc = subprocess.Popen([*STREAM, "--source", "camera", "--camera", str(video), "--random-weights", "--device", "cpu",
-                             "--backend", "torch"],
+                             "--backend", "torch", "--save-capture", str(capture), "--verbose", "--verbose-every", "0.5"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     first = proc.stdout.readline()  # the first snippet is out: capture and parsing are under way
     assert json.loads(first)["kind"] == "snippet"
+    while True:  # and a second batch: the first one's --verbose report is out too
+        line = proc.stdout.readline()
+        first += line
+        rec = json.loads(line)
+        if rec["kind"] == "snippet" and rec["index"] >= 1:
+            break
     proc.send_signal(signal.SIGINT)
     rest = proc.stdout.read()
     err = proc.stderr.read()
@@ -201,3 +221,9 @@ def test_ctrl_c_on_live_input_flushes_and_exits_130(tmp_path):
     events = [r for r in recs if r["kind"] == "event"]
     opened = {(e["modality"], e["label"]) for e in events if e["state"] == "start"}
     assert opened == {(e["modality"], e["label"]) for e in events if e["state"] == "end"}
+    # --verbose reported the stages while it ran (before the closing summary), the capture is valid after Ctrl-C
+    assert err.count("real-time factor") >= 2 and "capture saved to" in err
+    import av
+
+    with av.open(str(capture)) as f:
+        assert sum(1 for _ in f.decode(video=0)) == recs[-1]["capture"]["frames"] > 0

@@ -158,8 +158,9 @@ def extract(
                                 extractor_kwargs=kwargs, backend="torch", batch=batch, ray_address=ray_address or "local")
         typer.echo(result.line(), err=True)
         return 1 if result.failed else 0
-    extractor = FeatureExtractor(device=device, random_weights=random_weights, vggish_postprocess=not vggish_raw)
-    summary = extract_folder(videos_dir, out_dir, extractor, seconds, batch=batch)
+    summary = extract_folder(videos_dir, out_dir, lambda: FeatureExtractor(device=device, random_weights=random_weights,
+                                                                     vggish_postprocess=not vggish_raw),
+                             seconds, batch=batch)
     typer.echo(f"extracted {len(summary.done)}, already done {len(summary.skipped)}, failed {len(summary.failed)}", err=True)
     for name, reason in summary.failed.items():
         typer.echo(f"  failed {name}: {reason}", err=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from avvp_stream.collection import MEDIA_SUFFIXES, FeatureFolders, media_files
 from avvp_stream.errors import AvvpError
+from avvp_stream.features.spec import OFFICIAL, specs
 from avvp_stream.progress import progress_bar
 from avvp_stream.sources.clip import decode_clip
 
@@ -27,10 +28,13 @@ class ExtractSummary:
 
 
 def extract_folder(videos_dir: str | Path, out_dir: str | Path, extractor, seconds: int = 10, batch: int = 4,
-                   log=lambda msg: print(msg, file=sys.stderr, flush=True)) -> ExtractSummary:
+                   log=lambda msg: print(msg, file=sys.stderr, flush=True), features=OFFICIAL) -> ExtractSummary:
     """Write each of the extractor's features (official: ``vggish/``, ``res152/`` and
-    ``r2plus1d_18/``) of every media file, running the networks on ``batch`` videos at a time."""
-    folders = FeatureFolders(out_dir, extractor.specs)
+    ``r2plus1d_18/``) of every media file, running the networks on ``batch`` videos at a time.
+    ``extractor``: a FeatureExtractor, or a function that makes one (of ``features``),
+    called only once a video needs it: a rerun with every video done loads no network."""
+    make = extractor if callable(extractor) else None
+    folders = FeatureFolders(out_dir, specs(features) if make else extractor.specs)
     files = media_files(Path(videos_dir))
     if not files:
         raise AvvpError(f"no media files in {videos_dir} (looked for {', '.join(sorted(MEDIA_SUFFIXES))})")
@@ -42,6 +46,9 @@ def extract_folder(videos_dir: str | Path, out_dir: str | Path, extractor, secon
         log(f"failed: {exc}")
 
     def flush() -> None:
+        nonlocal extractor, make
+        if make is not None:
+            extractor, make = make(), None
         feats = extractor.clips([(clip.audio, clip.frames) for _, clip in pending])
         for (path, _), f in zip(pending, feats):
             folders.save(path, f.arrays)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -126,6 +127,7 @@ class FeatureExtractor:
                 net.to(memory_format=self._layout(s))
             self.nets[s.network] = net
         self.runner = None  # the networks on another engine (``use_networks``); None: eager torch
+        self.times = None  # a stages.StageTimes: where each call's time goes (set by the parse loop)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -180,8 +182,15 @@ class FeatureExtractor:
                     out[s.name].append(self.prepare(s, part))
         return {name: torch.cat(parts) for name, parts in out.items()}
 
+    def _timed(self, stage: str):
+        return self.times.stage(stage) if self.times is not None else nullcontext()
+
     def _forward(self, name: str, x: torch.Tensor, chunk: int) -> torch.Tensor:
         """Network ``name`` on the chosen engine, ``chunk`` inputs per call -> float32."""
+        with self._timed(name):
+            return self._forward_untimed(name, x, chunk)
+
+    def _forward_untimed(self, name: str, x: torch.Tensor, chunk: int) -> torch.Tensor:
         outputs = []
         for i in range(0, x.shape[0], chunk):
             part = x[i:i + chunk]
@@ -265,9 +274,10 @@ class FeatureExtractor:
         frames = torch.as_tensor(frames)
         if frames.shape[:2] != (len(audio), FRAMES_PER_SNIPPET):
             raise ValueError(f"frames must be ({len(audio)}, 8, H, W, 3), got {tuple(frames.shape)}")
-        wave = torch.as_tensor(audio, dtype=torch.float32, device=self.device)
-        examples = {name: x[:, 0] for name, x in self._audio(wave, 1).items()}
-        return self._run({**examples, **self._prepare(frames)}, len(audio))
+        with self._timed("prepare"):
+            wave = torch.as_tensor(audio, dtype=torch.float32, device=self.device)
+            inputs = {**{name: x[:, 0] for name, x in self._audio(wave, 1).items()}, **self._prepare(frames)}
+        return self._run(inputs, len(audio))
 
     def clip(self, audio: np.ndarray, frames: np.ndarray) -> Features:
         """A whole clip as LLP's extraction framed it: audio examples every 0.96 s,

@@ -26,10 +26,6 @@ def import_cv2():
     return cv2
 
 
-def parse_camera(spec: str) -> int | str:
-    return int(spec) if spec.isdigit() else spec
-
-
 def check_camera(spec: int | str) -> None:
     """What can be said without opening the camera (a run checks this before loading models)."""
     import_cv2()
@@ -65,6 +61,7 @@ class CameraCapture:
         self.fps = float(self.cap.get(cv2.CAP_PROP_FPS) or 0.0)
         self.size = reduced_size(*first.shape[:2])
         self.frames = 0
+        self._decode_seconds = 0.0  # converting frames (and reading them, for a file): see take_decode_seconds
         self.last_frame_at: float | None = None
         self.fault: str | None = None
         self.ended = False
@@ -89,7 +86,10 @@ class CameraCapture:
         previous: np.ndarray | None = None
         while not self._stop.is_set():
             if bgr is None:
+                began = time.perf_counter()
                 ok, bgr = self.cap.read()
+                if self.is_file:  # a file's read is decoding; a camera's is mostly waiting for the sensor
+                    self._decode_seconds += time.perf_counter() - began
                 if not ok:
                     elapsed = self.clock() - self.started_at
                     if self.is_file:
@@ -114,8 +114,16 @@ class CameraCapture:
                 else:
                     same_since = None
                 previous = probe.copy()
-            self.on_frame(now, captured_rgb(bgr, cv2))
+            began = time.perf_counter()
+            rgb = captured_rgb(bgr, cv2)
+            self._decode_seconds += time.perf_counter() - began
+            self.on_frame(now, rgb)
             bgr = None
+
+    def take_decode_seconds(self) -> float:
+        """Seconds spent decoding and converting frames since the last call."""
+        seconds, self._decode_seconds = self._decode_seconds, 0.0
+        return seconds
 
     @property
     def measured_fps(self) -> float | None:

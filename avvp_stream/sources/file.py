@@ -24,6 +24,7 @@ import numpy as np
 from ..errors import AvvpError
 from ..features.timing import (FRAMES_PER_SNIPPET, SAMPLE_RATE, FfmpegRate, NearestFramePicker, clip_picks,
                                snippet_times)
+from .recorder import CAPTURE_TAG
 from .frames import MAX_SHORT_SIDE, decoded_rgb, frame_rotation, quarter_turns, reduced_size
 
 BLACK_SIZE = (224, 224)
@@ -110,26 +111,32 @@ class FileSource:
     """Iterate ``Snippet``s of a media file; ``notes`` and ``stopped`` say what was odd.
 
     ``frame_rule``: ``"official"`` (LLP's: ffmpeg's 8 fps conversion, snippet k gets
-    outputs 8k..8k+7), or ``"nearest"`` (the live rule, for comparisons). ``clip``: a file
+    outputs 8k..8k+7), or ``"nearest"`` (the live rule, for comparisons); default the
+    official one, or the live one for a capture saved by ``--save-capture``. ``clip``: a file
     whose video lasts at most that many seconds is a clip processed whole: its 8 fps
     outputs are spread over the seconds it covers as the official extraction spread them
     (``clip_picks``), so a 10 s LLP clip gets exactly LLP's 80 frames."""
 
     def __init__(self, path: str | Path, max_seconds: float | None = None,
-                 max_short_side: int | None = MAX_SHORT_SIDE, frame_rule: str = "official",
+                 max_short_side: int | None = MAX_SHORT_SIDE, frame_rule: str | None = None,
                  clip: float | None = None, threads: int | None = None):
-        if frame_rule not in FRAME_RULES:
+        if frame_rule is not None and frame_rule not in FRAME_RULES:
             raise ValueError(f"frame_rule must be one of {FRAME_RULES}")
         self.path = Path(path)
         self.max_seconds = max_seconds
         self.max_short_side = max_short_side  # None: frames at full resolution
-        self.frame_rule = frame_rule
         self.threads = threads  # video decoder threads (None: FFmpeg's default, one per core)
         with open_media(self.path) as probe:
+            # a live session saved by --save-capture: times count from the session's start, and
+            # its snippets are the live ones only with the live frame rule
+            self.capture = probe.metadata.get(CAPTURE_TAG) == "1"
+            self.frame_rule = frame_rule or ("nearest" if self.capture else "official")
             self.has_audio = bool(probe.streams.audio)
             self.has_video = bool(probe.streams.video)
             self.header_duration = probe.duration / 1e6 if probe.duration else None
             self.start = probe.start_time / 1e6 if probe.start_time is not None else 0.0  # ffmpeg's zero
+            if self.capture:
+                self.start = 0.0
             video = probe.streams.video[0] if probe.streams.video else None
             size = BLACK_SIZE
             if video is not None and video.width:
@@ -144,12 +151,14 @@ class FileSource:
             self.notes.append("no audio stream: fed as silence")
         if not self.has_video:
             self.notes.append("no video stream: fed as black frames")
+        if self.capture:
+            self.notes.append("a capture saved by avvp-stream: frames picked as live input picks them")
         if self.turns:
             self.notes.append(f"display matrix: frames turned {90 * self.turns} degrees counter-clockwise")
         self.stopped: str | None = None
         self.decoded_seconds = 0.0
         # processed whole: the header says it is no longer than ``clip`` (or it is cut there)
-        self.clip = clip if (clip is not None and frame_rule == "official" and (
+        self.clip = clip if (clip is not None and self.frame_rule == "official" and (
             (max_seconds is not None and max_seconds <= clip)
             or (self.header_duration is not None and self.header_duration <= clip + MIN_LAST_SNIPPET))) else None
         self._black = np.zeros((FRAMES_PER_SNIPPET, *size, 3), np.uint8)  # stand-in frames

@@ -75,14 +75,20 @@ class SnippetAssembler:
         self.drift.add(t_end, self._received)
         self._audio = np.concatenate([self._audio, samples.astype(np.float32, copy=False)])
 
+    def session_time(self, t: float) -> float:
+        """Host time ``t`` as seconds from the session's start, to the millisecond: the
+        frames' times here and in a saved capture (Matroska counts milliseconds), so that
+        both pick the same frames, ties included."""
+        return round(t - self.t0, 3)
+
     def push_frame(self, t: float, frame: np.ndarray) -> None:
-        self._frames.append((t, frame))
+        self._frames.append((self.session_time(t), frame))
 
     def _audio_covered(self, end: float) -> bool:
         return self.drift.ready and self._received >= self.drift.sample_at(end)
 
     def _video_covered(self, end: float) -> bool:
-        return bool(self._frames) and self._frames[-1][0] >= end - 0.5 / FRAMES_PER_SNIPPET
+        return bool(self._frames) and self._frames[-1][0] >= end - self.t0 - 0.5 / FRAMES_PER_SNIPPET
 
     def pop_ready(self, now: float) -> list[Snippet]:
         out = []
@@ -121,11 +127,11 @@ class SnippetAssembler:
         frames = self._black
         if self.has_video and self._frames:
             times = np.array([t for t, _ in self._frames])
-            targets = snippet_times(start)
+            targets = snippet_times(float(k))
             idx = nearest_indices(times, targets)
             self.stats.frame_gaps += int(np.count_nonzero(np.abs(times[idx] - targets) > MAX_FRAME_GAP))
             frames = np.stack([self._frames[i][1] for i in idx])
-            while len(self._frames) > 1 and self._frames[1][0] <= end:  # keep one frame before the next second
+            while len(self._frames) > 1 and self._frames[1][0] <= k + 1:  # keep one frame before the next second
                 self._frames.popleft()
         elif self.has_video:
             self.stats.frame_gaps += FRAMES_PER_SNIPPET
@@ -164,6 +170,10 @@ class LiveSource:
         else:
             self.notes.append("no microphone: fed as silence")
         self.assembler: SnippetAssembler | None = None
+        # also given every frame (session time, RGB) and every snippet as captured, dropped or not:
+        # the --show window, the --save-capture recorder
+        self.frame_taps: list[Callable[[float, np.ndarray], None]] = []
+        self.snippet_taps: list[Callable[[Snippet], None]] = []
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick, name="avvp-snippets", daemon=True)
 
@@ -186,8 +196,12 @@ class LiveSource:
 
     def _on_frame(self, t: float, frame: np.ndarray) -> None:
         with self._lock:
-            if self.assembler is not None:
-                self.assembler.push_frame(t, frame)
+            if self.assembler is None:
+                return
+            self.assembler.push_frame(t, frame)
+            when = self.assembler.session_time(t)
+        for tap in self.frame_taps:
+            tap(when, frame)
 
     def start(self) -> None:
         t0 = self.clock.now()
@@ -219,6 +233,8 @@ class LiveSource:
                     for snippet in self.assembler.pop_ready(now):
                         if end is not None and self.assembler.t0 + snippet.start > end - MIN_LAST_SNIPPET:
                             break  # past the end of input (a last part second counts if long enough)
+                        for tap in self.snippet_taps:
+                            tap(snippet)
                         self.queue.put(snippet)
                     if end is not None and self.assembler.t0 + self.assembler.next_index > end - MIN_LAST_SNIPPET:
                         break

@@ -25,13 +25,6 @@ def import_sounddevice():
     return sounddevice
 
 
-def parse_device(spec: str | None) -> int | str | None:
-    """``None`` (system default), an index, or a substring of the device name."""
-    if spec is None or spec in ("", "default"):
-        return None
-    return int(spec) if spec.isdigit() else spec
-
-
 def _label(device: int | str | None) -> str:
     return "default microphone" if device is None else f"microphone {device!r}"
 

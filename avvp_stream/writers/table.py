@@ -67,7 +67,8 @@ class TableWriter(Writer):
                              for (modality, label), onset in sorted(self.open.items())) or "none"
         lines = [Text(f"open events: {now_open}")]
         if self.stats:
-            lines.append(Text(", ".join(f"{k}: {v}" for k, v in self.stats.items() if v is not None), style="dim"))
+            lines.append(Text(", ".join(f"{k}: {v}" for k, v in self.stats.items()
+                                        if v is not None and not isinstance(v, dict)), style="dim"))
         return Group(table, *lines)
 
     def _refresh(self) -> None:
