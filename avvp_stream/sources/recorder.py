@@ -68,21 +68,23 @@ class CaptureRecorder:
 
     def frame(self, t: float, rgb: np.ndarray) -> None:
         """A camera frame at ``t`` seconds from the session's start (never blocks)."""
-        if self.video is None or self._closed:
-            return
-        try:
-            self._queue.put_nowait(("v", t, rgb))
-        except queue.Full:
+        if self.video is not None and not self._offer(("v", t, rgb)):
             self.dropped_frames += 1
 
     def audio(self, index: int, samples: np.ndarray) -> None:
         """Second ``index`` of the host-clock audio, (16000,) float32 (never blocks)."""
-        if self.audio_stream is None or self._closed:
-            return
-        try:
-            self._queue.put_nowait(("a", index, samples))
-        except queue.Full:
+        if self.audio_stream is not None and not self._offer(("a", index, samples)):
             self.dropped_seconds += 1
+
+    def _offer(self, item) -> bool:
+        """Queue ``item`` if there is room; False when it had to be dropped."""
+        if self._closed:
+            return True  # the run is over: nothing more is recorded, nothing is dropped
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            return False
+        return True
 
     def _run(self) -> None:
         import av
