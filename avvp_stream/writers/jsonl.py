@@ -6,8 +6,9 @@ Records (stable; class names as in the LLP files; times in seconds):
 "audio_visual": [...], "final": true, "captured_at": <unix time>, "emitted_at": <unix time>}``
 ``{"kind": "event", "modality": "audio", "label": "Dog", "onset": 3.0, "offset": 6.0,
 "state": "end", "emitted_at": <unix time>}`` (``offset`` null while the event is open).
-A live run ends with ``{"kind": "summary", "snippets": 30, "dropped": 2, ...}`` (see
-``summary``): what was dropped, filled with silence or repeated frames, and measured.
+A run ends with ``{"kind": "summary", "snippets": 30, ...}``: where the time went
+(``time``: per stage, stages.py) and, for live input, what was dropped, filled with
+silence or repeated frames, saved and measured.
 """
 
 from __future__ import annotations
