@@ -409,9 +409,11 @@ def _on_ray(stages, todo: list[str], sink: Collector, extractor_kwargs: dict, ba
         kwargs = dict(extractor_kwargs, device="cuda" if gpus else "cpu")
         ds = ray.data.from_items([{"path": p} for p in todo], override_num_blocks=max(1, len(todo)))
         ds = ds.flat_map(_decode_rows(stages), num_cpus=1)
+        # A dead actor (a node lost, a process killed) is restarted and its batch retried: Ray
+        # Data's own default for actor pools (a failure in our code fails the run instead).
         ds = ds.map_batches(_FeatureActor, fn_constructor_args=(stages, kwargs, backend, batch, cpus),
                             batch_size=batch, batch_format="numpy", concurrency=actors, num_cpus=cpus, num_gpus=gpus,
-                            max_restarts=2, max_task_retries=2, **_test_hooks())
+                            **_test_hooks())
         for row in ds.iter_rows():
             sink.accept(Part.from_row(row))
     finally:
