@@ -21,11 +21,11 @@ def chirp(t):
 
 def test_a_saved_capture_reparses_into_the_live_snippets(tmp_path):
     """Camera (a video played at camera pace) and microphone (a chirp through the real
-    callback path) for 4 s; compute takes 2.2 s a snippet, so the skip policy drops some.
+    callback path) for 3 s; compute takes 2.2 s a snippet, so the skip policy drops some.
     Every snippet live parsed is, bit for bit, the saved file's snippet of the same index;
     the file also has the dropped ones."""
-    src = LiveSource(camera=str(make_mjpeg(tmp_path / "cam.avi", 60, fps=10)), microphone=True,
-                     stream_factory=signal_stream(signal=chirp), duration=4.0, policy="skip")
+    src = LiveSource(camera=str(make_mjpeg(tmp_path / "cam.avi", 50, fps=10)), microphone=True,
+                     stream_factory=signal_stream(signal=chirp), duration=3.0, policy="skip")
     recorder = CaptureRecorder(tmp_path / "session.mkv", video_size=src.camera.size, audio=True)
     src.frame_taps.append(recorder.frame)
     src.snippet_taps.append(lambda s: recorder.audio(s.index, s.audio))
@@ -38,12 +38,12 @@ def test_a_saved_capture_reparses_into_the_live_snippets(tmp_path):
     recorder.close()
     stats = recorder.stats()
     assert stats["dropped_frames"] == stats["dropped_audio_seconds"] == 0 and stats["error"] is None
-    assert src.stats.dropped > 0 and len(parsed) + src.stats.dropped == src.stats.snippets == 4
+    assert src.stats.dropped > 0 and len(parsed) + src.stats.dropped == src.stats.snippets == 3
 
     saved = FileSource(tmp_path / "session.mkv")
     assert saved.capture and saved.frame_rule == "nearest" and any("capture" in n for n in saved.notes)
     snippets = list(saved)
-    assert [s.index for s in snippets] == list(range(4))  # the dropped ones are in the file
+    assert [s.index for s in snippets] == list(range(3))  # the dropped ones are in the file
     for live in parsed:
         again = snippets[live.index]
         assert np.array_equal(again.frames, live.frames), live.index
