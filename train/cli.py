@@ -61,10 +61,13 @@ def fit(
 ):
     """Train HAN (or an ablation of Table 2) on weak labels; keep the best validation
     Type@AV checkpoint and report it on the test split."""
+    from .dataset import DatasetLayout
+
+    layout = DatasetLayout.resolve(data, features, labels, cache_dir)  # a wrong folder is said before torch loads
+
     from avvp_stream.checkpoint import load_model
     from avvp_stream.model import HANConfig
 
-    from .dataset import DatasetLayout
     from .fit import TensorSplit, TrainConfig, evaluate_model, fit as run_fit
     from .report import print_results
 
@@ -75,7 +78,6 @@ def fit(
     except ValueError as exc:
         raise AvvpError(str(exc)) from None
     device = str(resolve_device(device))
-    layout = DatasetLayout.resolve(data, features, labels, cache_dir)
     dense = layout.dense()
     train_split, val_split = layout.packed("train", model_cfg.features), layout.packed("val", model_cfg.features)
     result = run_fit(train_split, val_split, dense, out, model_cfg, train_cfg, device)
@@ -170,6 +172,8 @@ def extract(
 @app.command()
 def info(checkpoint: Path = typer.Argument(..., help="Our checkpoint or the official MMIL_Net.pt.")):
     """Show a checkpoint's model configuration and training metadata as JSON."""
+    if not checkpoint.is_file():  # said before torch loads
+        raise AvvpError(f"checkpoint not found: {checkpoint}")
     from avvp_stream.checkpoint import read_checkpoint
 
     ck = read_checkpoint(checkpoint)
