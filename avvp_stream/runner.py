@@ -233,6 +233,10 @@ def _build_models(config: RunConfig):
     from .parser import CommitPolicy, OnlineParser
 
     run_device = resolve_device(config.device)
+    if config.backend != "auto":
+        from .backends.registry import choose
+
+        choose(config.backend, run_device.type)  # an engine that cannot run here is said before the models load
     resnet_frames = config.resnet_frames
     if resnet_frames is None:
         resnet_frames = 2 if config.live and run_device.type == "cpu" else 8

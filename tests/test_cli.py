@@ -87,10 +87,14 @@ def test_eval_predictions_reproduces_golden(llp_dir):
 def test_export_converts_the_official_checkpoint(tmp_path):
     golden = torch.load(shared_file("reference", "han_golden.pt"), weights_only=True)
     torch.save(golden["state_dict"], tmp_path / "MMIL_Net.pt")
-    run(EXPORT, "checkpoint", tmp_path / "MMIL_Net.pt", tmp_path / "han.pt")
-    info = json.loads(run(TRAIN, "info", tmp_path / "han.pt").stdout)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:  # the export, and the original read meanwhile
+        original = pool.submit(run, TRAIN, "info", tmp_path / "MMIL_Net.pt")
+        run(EXPORT, "checkpoint", tmp_path / "MMIL_Net.pt", tmp_path / "han.pt")
+        info = json.loads(run(TRAIN, "info", tmp_path / "han.pt").stdout)
+        assert json.loads(original.result().stdout)["official"] is True
     assert info["official"] is False and info["config"]["pooling"] == "attentive"
-    assert json.loads(run(TRAIN, "info", tmp_path / "MMIL_Net.pt").stdout)["official"] is True
 
 
 def test_bad_inputs_give_one_line_and_exit_2(small_dataset, tmp_path):

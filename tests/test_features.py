@@ -84,12 +84,16 @@ def test_offline_without_weights_lists_every_file(tmp_path):
 
 
 @pytest.mark.slow
-def test_real_llp_clip_extracts_to_llp_shapes(llp_dir, tmp_path):
+def test_real_llp_clip_extracts_to_llp_shapes(llp_dir, tmp_path, extractor):
+    """The real clip through extract_folder (the command's own loop; the command itself is
+    run in the tests above) in LLP's folder layout and shapes."""
+    from avvp_stream.train.extract import extract_folder
+
     videos = tmp_path / "videos"
     videos.mkdir()
     shutil.copy(llp_dir / "BjCEufrlXm4.mp4", videos)
-    proc = run("extract", videos, tmp_path / "feats", "--random-weights", "--device", "cpu")
-    assert proc.returncode == 0, proc.stderr
+    summary = extract_folder(videos, tmp_path / "feats", extractor, log=lambda msg: None)
+    assert summary.done == ["BjCEufrlXm4.mp4"] and not summary.failed
     audio, res152, r2p1d = load_video(tmp_path / "feats", "BjCEufrlXm4_20_30")  # LLP shape checks
     assert audio.shape == (10, 128) and res152.shape == (80, 2048) and r2p1d.shape == (10, 512)
 

@@ -81,7 +81,7 @@ def test_ctrl_c_flushes_and_exits_130(tmp_path):
 
     path = make_media(tmp_path / "long.mp4", 30.0, size=(32, 32))
     proc = subprocess.Popen([*STREAM, str(path), "--random-weights", "--device", "cpu", "--batch", "1",
-                             "--resnet-frames", "1", "--lookahead", "0"],
+                             "--resnet-frames", "1", "--lookahead", "0", "--backend", "torch"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     first = proc.stdout.readline()  # the first snippet is out: parsing is under way
     assert json.loads(first)["kind"] == "snippet"

@@ -61,9 +61,14 @@ def fit(
 ):
     """Train HAN (or an ablation of Table 2) on weak labels; keep the best validation
     Type@AV checkpoint and report it on the test split."""
+    from avvp_stream.features.spec import OFFICIAL
+
     from .dataset import DatasetLayout
 
-    layout = DatasetLayout.resolve(data, features, labels, cache_dir)  # a wrong folder is said before torch loads
+    # the data first: a wrong folder, label or feature file is said before any model is built
+    layout = DatasetLayout.resolve(data, features, labels, cache_dir)
+    dense = layout.dense()
+    train_split, val_split = layout.packed("train", OFFICIAL), layout.packed("val", OFFICIAL)
 
     from avvp_stream.checkpoint import load_model
     from avvp_stream.model import HANConfig
@@ -78,8 +83,6 @@ def fit(
     except ValueError as exc:
         raise AvvpError(str(exc)) from None
     device = str(resolve_device(device))
-    dense = layout.dense()
-    train_split, val_split = layout.packed("train", model_cfg.features), layout.packed("val", model_cfg.features)
     result = run_fit(train_split, val_split, dense, out, model_cfg, train_cfg, device)
     model = load_model(result.best_checkpoint, device)
     test = evaluate_model(model, TensorSplit(layout.packed("test", model.config.features), next(model.parameters()).device), dense)
