@@ -7,7 +7,7 @@ from __future__ import annotations
 import signal
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -115,12 +115,12 @@ class _Emitter:
             self.writer.event(ev)
 
 
-def _timed_batches(batches: Iterable, times: StageTimes | None, stage: str) -> Iterator:
+def _timed_batches(batches: Iterable, times: StageTimes, stage: str) -> Iterator:
     """``batches``, with the time spent waiting for each (decoding a file, or waiting for
     live capture) recorded as ``stage``."""
     it = iter(batches)
     while True:
-        with times.stage(stage) if times is not None else nullcontext():
+        with times.stage(stage):
             batch = next(it, None)
         if batch is None:
             return
@@ -135,6 +135,7 @@ def parse_snippets(batches: Iterable[Sequence[Snippet]], extractor: FeatureExtra
     (end, error, Ctrl-C), what was parsed is flushed and open events are ended. ``times``
     records each stage (``input_stage``: what getting a batch costs, decoding a file or
     waiting for live capture)."""
+    times = times if times is not None else StageTimes()
 
     def features():
         for batch in _timed_batches(batches, times, input_stage):
@@ -156,9 +157,9 @@ def parse_features(batches: Iterable[tuple[Sequence[SnippetId], Features]], pars
     """``parse_snippets`` from features already extracted (a collection's snippets are
     extracted elsewhere, in batches of many videos)."""
     out = _Emitter(writer, tracker or EventTracker(), keep, provisional, binarize)
-    timed = times.stage if times is not None else (lambda name: nullcontext())
-    if times is not None:
-        times.start()
+    times = times if times is not None else StageTimes()
+    timed = times.stage
+    times.start()
     with interrupt_handling():
         try:
             for ids, feats in batches:
@@ -169,8 +170,7 @@ def parse_features(batches: Iterable[tuple[Sequence[SnippetId], Features]], pars
                     results = parser.process()
                 with timed("write"):
                     out.emit(results)
-                if times is not None:
-                    times.snippets_done(len(ids))
+                times.snippets_done(len(ids))
             _Interrupt.check()
         finally:
             with deferred_interrupt():
@@ -181,6 +181,5 @@ def parse_features(batches: Iterable[tuple[Sequence[SnippetId], Features]], pars
                         out.emit(results)
                 with timed("write"):
                     out.close()
-                if times is not None:
-                    times.stop()
+                times.stop()
     return parser.seen

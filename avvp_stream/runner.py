@@ -178,12 +178,13 @@ def run(config: RunConfig) -> None:
                      title=f"avvp-stream: {label}")
     writer = Writers(out, *writers)
     times = _stage_times(config, extractor.device)
-    if config.live or not config.binarize.plain:
-        note(f"events: {config.binarize}")
+    binarize = config.binarize
+    if config.live or not binarize.plain:
+        note(f"events: {binarize}")
     if config.live:
-        _run_live(config, live_devices, extractor, parser, writer, keep, label, times)
+        _run_live(config, live_devices, extractor, parser, writer, keep, label, times, binarize)
     else:
-        _run_file(config, src, extractor, parser, writer, keep, times)
+        _run_file(config, src, extractor, parser, writer, keep, times, binarize)
 
 
 def _stage_times(config: RunConfig, device):
@@ -272,14 +273,14 @@ def _file_batches(src, batch: int):
         yield pending
 
 
-def _run_file(config: RunConfig, src, extractor, parser, writer, keep, times) -> None:
+def _run_file(config: RunConfig, src, extractor, parser, writer, keep, times, binarize) -> None:
     from .events import EventTracker
     from .pipeline import parse_snippets
 
     try:
         parsed = parse_snippets(_file_batches(src, config.batch), extractor, parser, writer, keep=keep,
                                 provisional=config.lookahead is not None, tracker=EventTracker(), times=times,
-                                input_stage="decode", binarize=config.binarize)
+                                input_stage="decode", binarize=binarize)
     finally:
         writer.summary({"snippets": times.snippets, "time": times.summary()})
         writer.close()
@@ -291,7 +292,8 @@ def _run_file(config: RunConfig, src, extractor, parser, writer, keep, times) ->
         raise AvvpError(f"{config.media}: stopped after {parsed} s: {src.stopped}")
 
 
-def _run_live(config: RunConfig, devices: dict, extractor, parser, writer, keep, label: str, times) -> None:
+def _run_live(config: RunConfig, devices: dict, extractor, parser, writer, keep, label: str, times,
+              binarize) -> None:
     from .pipeline import parse_snippets
     from .sources.live import LiveSource
 
@@ -328,7 +330,7 @@ def _run_live(config: RunConfig, devices: dict, extractor, parser, writer, keep,
     try:
         parse_snippets(src.batches(config.batch if config.policy == "lag" else 1), extractor, parser, writer,
                        keep=keep, provisional=True, times=times, input_stage="capture_wait",
-                       binarize=config.binarize)
+                       binarize=binarize)
     except KeyboardInterrupt:
         if window is None or not window.quit:
             raise

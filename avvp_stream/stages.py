@@ -2,8 +2,8 @@
 
 The parse loop runs the stages one after the other in one thread, so its stages
 (waiting for input or decoding it, preparing the networks' inputs, each network, the
-HAN head, writing) add up to the loop's wall time; what is left over is shown as
-``other``. Work done beside the loop (a live camera's frame conversion, in its own
+HAN head, writing) add up to the loop's wall time; the summary says what share they
+account for (``accounted``). Work done beside the loop (a live camera's frame conversion, in its own
 thread) is recorded as a background stage and not counted in that sum.
 
 A batch's time is shared equally by its snippets, so per-snippet percentiles mean the

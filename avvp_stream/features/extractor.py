@@ -187,19 +187,16 @@ class FeatureExtractor:
 
     def _forward(self, name: str, x: torch.Tensor, chunk: int) -> torch.Tensor:
         """Network ``name`` on the chosen engine, ``chunk`` inputs per call -> float32."""
-        with self._timed(name):
-            return self._forward_untimed(name, x, chunk)
-
-    def _forward_untimed(self, name: str, x: torch.Tensor, chunk: int) -> torch.Tensor:
         outputs = []
-        for i in range(0, x.shape[0], chunk):
-            part = x[i:i + chunk]
-            if self.runner is not None:
-                out = self.runner.run(name, part)
-            else:
-                net, fmt = self.networks[name]
-                out = net(part.contiguous(memory_format=fmt))
-            outputs.append(out.float())
+        with self._timed(name):
+            for i in range(0, x.shape[0], chunk):
+                part = x[i:i + chunk]
+                if self.runner is not None:
+                    out = self.runner.run(name, part)
+                else:
+                    net, fmt = self.networks[name]
+                    out = net(part.contiguous(memory_format=fmt))
+                outputs.append(out.float())
         return torch.cat(outputs)
 
     def chunk(self, spec, n: int) -> int:

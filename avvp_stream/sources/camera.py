@@ -12,18 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import AvvpError
+from ..errors import AvvpError, require
 from .frames import captured_rgb, reduced_size
 
 FREEZE_SECONDS = 5.0  # identical frames this long from a live camera = frozen
 
 
 def import_cv2():
-    try:
-        import cv2
-    except ImportError:
-        raise AvvpError("the camera needs OpenCV: pip install 'avvp-stream[live]'") from None
-    return cv2
+    return require("cv2", "the camera", "OpenCV", "live")
 
 
 def check_camera(spec: int | str) -> None:

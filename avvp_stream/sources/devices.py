@@ -66,9 +66,8 @@ def list_cameras(dev_root: str = "/dev", sys_root: str = "/sys/class/video4linux
     cv2 = import_cv2() if probe or not sys.platform.startswith("linux") else None
     cameras = []
     if sys.platform.startswith("linux"):
-        nodes = sorted(glob.glob(f"{dev_root}/video*"), key=lambda p: int(re.sub(r"\D", "", Path(p).name) or 0))
-        for node in nodes:
-            index = int(re.sub(r"\D", "", Path(node).name) or 0)
+        nodes = sorted((int(re.sub(r"\D", "", Path(p).name) or 0), p) for p in glob.glob(f"{dev_root}/video*"))
+        for index, node in nodes:
             name_file = Path(sys_root, Path(node).name, "name")
             name = name_file.read_text().strip() if name_file.is_file() else Path(node).name
             size, note = _probe(cv2, index) if probe else (None, "")

@@ -81,8 +81,11 @@ class SnippetAssembler:
         both pick the same frames, ties included."""
         return round(t - self.t0, 3)
 
-    def push_frame(self, t: float, frame: np.ndarray) -> None:
-        self._frames.append((self.session_time(t), frame))
+    def push_frame(self, t: float, frame: np.ndarray) -> float:
+        """Keep a frame that arrived at host time ``t``; returns its session time."""
+        when = self.session_time(t)
+        self._frames.append((when, frame))
+        return when
 
     def _audio_covered(self, end: float) -> bool:
         return self.drift.ready and self._received >= self.drift.sample_at(end)
@@ -198,8 +201,7 @@ class LiveSource:
         with self._lock:
             if self.assembler is None:
                 return
-            self.assembler.push_frame(t, frame)
-            when = self.assembler.session_time(t)
+            when = self.assembler.push_frame(t, frame)
         for tap in self.frame_taps:
             tap(when, frame)
 

@@ -62,10 +62,6 @@ class CaptureRecorder:
         self._thread.start()
         self._closed = False
 
-    @property
-    def dropped(self) -> int:
-        return self.dropped_frames + self.dropped_seconds
-
     def frame(self, t: float, rgb: np.ndarray) -> None:
         """A camera frame at ``t`` seconds from the session's start (never blocks)."""
         if self.video is not None and not self._offer(("v", t, rgb)):

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..classes import CLASSES
-from ..errors import AvvpError
+from ..errors import require
 from ..events import MODALITIES, Event
 
 ROW_NAMES = {"audio": "audio", "visual": "visual", "audio_visual": "audio-visual"}
@@ -22,11 +22,8 @@ PANEL_ALPHA = 0.6
 
 
 def import_cv2(option: str):
-    try:
-        import cv2
-    except ImportError:
-        raise AvvpError(f"{option} needs OpenCV: pip install 'avvp-stream[live]'") from None
-    return cv2
+    """OpenCV for ``option`` (--show, --annotate), or one line naming the extra."""
+    return require("cv2", option, "OpenCV", "live")
 
 
 def _names(mask) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import AvvpError
+from ..errors import AvvpError, require
 from ..events import MODALITIES, Event
 from .base import Writer
 
@@ -21,11 +21,7 @@ BACKGROUND, INK, GRID = (255, 255, 255), (30, 30, 30), (225, 225, 225)
 
 
 def _cv2():
-    try:
-        import cv2
-    except ImportError:
-        raise AvvpError("--plot needs OpenCV: pip install 'avvp-stream[live]'") from None
-    return cv2
+    return require("cv2", "--plot", "OpenCV", "live")
 
 
 def layout(events: list[Event]) -> list[tuple[str, list[str]]]:
