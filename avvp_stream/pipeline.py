@@ -77,6 +77,7 @@ class _Emitter:
         self.writer, self.tracker, self.keep, self.provisional = writer, tracker, keep, provisional
         self.steady = None if binarize is None or binarize.plain else OnlineBinarize(binarize, (2, len(tracker.classes)))
         self._starts: deque[float] = deque()  # of snippets the steady labels still wait for
+        self._last: float | None = None  # start of the last final snippet given to the steady labels
 
     def _masked(self, labels: dict) -> dict:
         return labels if self.keep is None else {m: v & self.keep for m, v in labels.items()}
@@ -93,8 +94,9 @@ class _Emitter:
                 if self.steady is None:
                     self._events(s.start, labels)
                     continue
-                if self._starts and s.start > self._starts[-1] + self.tracker.snippet_seconds + 1e-6:
+                if self._last is not None and s.start > self._last + self.tracker.snippet_seconds + 1e-6:
                     self._steady(self.steady.flush())  # snippets were dropped: the stretch ends
+                self._last = s.start
                 self._starts.append(s.start)
                 self._steady(self.steady.push(r.prob))
 

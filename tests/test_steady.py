@@ -110,3 +110,30 @@ def test_the_parse_loop_forms_events_from_steady_labels():
         emitter.close()
         assert out.snippets == [p >= 0.5 for p in dog]
         assert [(e.onset, e.offset) for e in out.events if e.state == "end" and e.modality == "audio"] == ended
+
+
+def test_dropped_snippets_restart_the_steady_labels():
+    """Live input dropped snippets 3-4: the event open before the gap ends there (nothing
+    is known of the gap), and after it a probability between offset and onset does not
+    carry the old event on: it must reach the onset again."""
+    from avvp_stream.events import EventTracker
+    from avvp_stream.parser import SnippetId, SnippetResult
+    from avvp_stream.pipeline import _Emitter
+    from avvp_stream.writers.base import Writer
+
+    class Collect(Writer):
+        def __init__(self):
+            self.events = []
+
+        def event(self, ev):
+            self.events.append(ev)
+
+    out = Collect()
+    emitter = _Emitter(out, EventTracker(), None, False, Binarize(0.5, 0.3, 2, 2))
+    for k, p in ((0, .9), (1, .9), (2, .9), (5, .4), (6, .4), (7, .9), (8, .9)):
+        prob = np.zeros((2, 25))
+        prob[0, 0] = p
+        emitter.emit([SnippetResult(SnippetId(k, float(k)), prob, True)])
+    emitter.close()
+    ended = [(e.onset, e.offset) for e in out.events if e.state == "end" and e.modality == "audio"]
+    assert ended == [(0.0, 3.0), (7.0, 9.0)]
