@@ -193,7 +193,7 @@ class ParseOutputs:
     columns (``<stem>.events.tsv``); at the end, every video's events in one
     ``events.tsv``."""
 
-    def __init__(self, out_dir: Path, fmt: str, make_parser: Callable, threshold: float = 0.5, keep=None):
+    def __init__(self, out_dir: Path, fmt: str, make_parser: Callable, keep=None):
         self.out_dir, self.fmt, self.make_parser, self.keep = Path(out_dir), fmt, make_parser, keep
         self.out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -398,8 +398,6 @@ def _on_ray(stages, todo: list[str], sink: Collector, extractor_kwargs: dict, ba
 
     ray, connected = connect(address)
     try:
-        if not todo:
-            return
         gpu = str(extractor_kwargs.get("device", "auto")).startswith(("cuda", "auto"))
         resources = ray.cluster_resources()
         sized, cpus, gpus = pool_size(resources, gpu)

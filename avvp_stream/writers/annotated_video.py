@@ -12,6 +12,7 @@ import math
 from fractions import Fraction
 from pathlib import Path
 
+from ..errors import AvvpError
 from ..events import Event
 from .base import Writer
 from .overlay import LabelState, draw, import_cv2
@@ -24,12 +25,9 @@ class AnnotatedVideo(Writer):
         self.cv2 = import_cv2("--annotate")
         self.media, self.out, self.note = Path(media), Path(out), note
         if self.out.resolve() == self.media.resolve():
-            from ..errors import AvvpError
-
             raise AvvpError(f"--annotate {out}: that is the input file")
         self.labels: dict[int, tuple[float, dict]] = {}  # final snippets: index -> (start, labels)
         self.events: list[Event] = []  # ended
-        self.opened: dict[tuple[str, str], float] = {}
 
     def snippet(self, index: int, start: float, labels: dict, final: bool, captured_at: float | None) -> None:
         if final:
