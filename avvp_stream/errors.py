@@ -11,16 +11,6 @@ class AvvpError(Exception):
     dependency...). Its message is complete on its own and is shown as is."""
 
 
-def require(module: str, purpose: str, package: str, extra: str):
-    """``module`` imported, or one line: what needs it and the extra that installs it."""
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise AvvpError(f"{purpose} needs {package}: pip install 'avvp-stream[{extra}]'") from None
-
-
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
 

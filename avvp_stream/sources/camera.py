@@ -12,14 +12,20 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import AvvpError, require
+from ..errors import AvvpError
 from .frames import captured_rgb, reduced_size
 
 FREEZE_SECONDS = 5.0  # identical frames this long from a live camera = frozen
 
 
-def import_cv2():
-    return require("cv2", "the camera", "OpenCV", "live")
+def import_cv2(purpose: str = "the camera"):
+    """OpenCV, or one line: what needs it and the extra that installs it (the camera,
+    --plot, --show, --annotate all import it here)."""
+    try:
+        import cv2
+    except ImportError:
+        raise AvvpError(f"{purpose} needs OpenCV: pip install 'avvp-stream[live]'") from None
+    return cv2
 
 
 def check_camera(spec: int | str) -> None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..classes import CLASSES
-from ..errors import require
+from ..sources.camera import import_cv2
 from ..events import MODALITIES, Event
 
 ROW_NAMES = {"audio": "audio", "visual": "visual", "audio_visual": "audio-visual"}
@@ -19,11 +19,6 @@ PROVISIONAL = (170, 170, 170)
 TEXT = (255, 255, 255)
 FONT_SCALE = 0.5  # at 480 px of height; scaled with the picture, but not below 360 px's
 PANEL_ALPHA = 0.6
-
-
-def import_cv2(option: str):
-    """OpenCV for ``option`` (--show, --annotate), or one line naming the extra."""
-    return require("cv2", option, "OpenCV", "live")
 
 
 def _names(mask) -> str:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import AvvpError, require
+from ..errors import AvvpError
+from ..sources.camera import import_cv2
 from ..events import MODALITIES, Event
 from .base import Writer
 
@@ -21,7 +22,7 @@ BACKGROUND, INK, GRID = (255, 255, 255), (30, 30, 30), (225, 225, 225)
 
 
 def _cv2():
-    return require("cv2", "--plot", "OpenCV", "live")
+    return import_cv2("--plot")
 
 
 def layout(events: list[Event]) -> list[tuple[str, list[str]]]:
